@@ -1,0 +1,137 @@
+/**
+ * The data phase: the body after a 354 (dot-stuffed, CRLF-normalised, streamed with backpressure)
+ * or as BDAT chunks (RFC 3030: sized, no stuffing, each chunk acknowledged; pipelined when the
+ * server allows). Bodies never have to fit in memory; a body known up front goes in one write.
+ */
+import { SmtpError, SmtpDataError } from '../errors.js';
+import type { Connection, Timeouts } from '../connection.js';
+import type { MessageBody } from '../message/types.js';
+import { bodyChunks, createDotStuffer, stuffWhole } from '../protocol/data-stream.js';
+import type { SmtpReply } from '../protocol/reply.js';
+import type { Transcript } from '../transcript.js';
+
+/**
+ * Writes the body after DATA's 354 and returns the final replies (`count`: 1, or one per accepted
+ * recipient for LMTP). A body stream that fails mid-way closes the connection: sending the
+ * terminator would deliver a truncated message.
+ */
+export async function sendDataBody(
+  conn: Connection,
+  body: MessageBody,
+  whole: Buffer | undefined,
+  count: number,
+  timeouts: Timeouts,
+  transcript: Transcript,
+): Promise<SmtpReply[]> {
+  if (whole) {
+    const bytes = stuffWhole(whole);
+    if (transcript.enabled) transcript.client(`<message body: ${whole.length} octets, ${bytes.length} on the wire>`);
+    const final = conn.expect(count, 'final-reply', timeouts.data);
+    const p = conn.write(bytes, 'body', timeouts.data);
+    if (p) await p.catch(() => undefined); // the waiter reports the failure with the right stage
+    return final;
+  }
+  const stuffer = createDotStuffer({ stuff: true });
+  try {
+    for await (const chunk of bodyChunks(body)) {
+      const out = stuffer.push(chunk);
+      if (out.length === 0) continue;
+      const p = conn.write(out, 'body', timeouts.data);
+      if (p) await p;
+    }
+  } catch (err) {
+    throw bodyFailed(conn, err);
+  }
+  if (transcript.enabled) transcript.client(`<message body: ${stuffer.bytesIn} octets, ${stuffer.bytesOut} on the wire>`);
+  const final = conn.expect(count, 'final-reply', timeouts.data);
+  const p = conn.write(stuffer.end(), 'body', timeouts.data);
+  if (p) await p.catch(() => undefined);
+  return final;
+}
+
+export interface BdatOutcome {
+  /** Replies to the BDAT … LAST: one, or one per accepted recipient (LMTP). */
+  readonly final: SmtpReply[];
+}
+
+/**
+ * Streams the body as BDAT chunks. Each chunk is the normalised bytes of one or more input chunks,
+ * at least `minChunk` octets (except the last), sent as `BDAT n` and the last as `BDAT n LAST`.
+ * With PIPELINING the chunk replies are collected without waiting; the first failure stops the
+ * stream and is thrown as SmtpDataError (the transaction is void: the caller sends RSET).
+ */
+export async function sendBdatBody(
+  conn: Connection,
+  body: MessageBody,
+  lastCount: number,
+  pipelining: boolean,
+  minChunk: number,
+  timeouts: Timeouts,
+  transcript: Transcript,
+): Promise<SmtpReply[]> {
+  const normaliser = createDotStuffer({ stuff: false });
+  const pending: Promise<SmtpReply[]>[] = [];
+  let failed: SmtpReply | undefined;
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+
+  const sendChunk = async (parts: Buffer[], size: number, last: boolean): Promise<SmtpReply[] | undefined> => {
+    const header = `BDAT ${size}${last ? ' LAST' : ''}\r\n`;
+    if (transcript.enabled) transcript.client(`${header.trimEnd()} <${size} octets>`);
+    const reply = conn.expect(last ? lastCount : 1, last ? 'final-reply' : 'body', last ? timeouts.data : timeouts.command);
+    let p = conn.write(header, 'body', timeouts.data);
+    if (p) await p;
+    for (const part of parts) {
+      p = conn.write(part, 'body', timeouts.data);
+      if (p) await p;
+    }
+    if (last) return reply;
+    if (!pipelining) {
+      const [r] = await reply;
+      if (r!.code !== 250) failed = r;
+      return undefined;
+    }
+    reply.then(([r]) => { if (r!.code !== 250 && !failed) failed = r; }, () => undefined);
+    pending.push(reply);
+    return undefined;
+  };
+
+  try {
+    for await (const chunk of bodyChunks(body)) {
+      const out = normaliser.push(chunk);
+      if (out.length === 0) continue;
+      held.push(out);
+      heldBytes += out.length;
+      if (heldBytes >= minChunk) {
+        // Keep the newest bytes back so the last chunk always carries data with its LAST.
+        await sendChunk(held, heldBytes, false);
+        held = [];
+        heldBytes = 0;
+        if (failed) break;
+      }
+    }
+  } catch (err) {
+    await Promise.allSettled(pending);
+    const e = bodyFailed(conn, err, false);
+    throw e;
+  }
+  if (!failed) {
+    const tail = normaliser.end();
+    if (tail.length) { held.push(tail); heldBytes += tail.length; }
+    const final = await sendChunk(held, heldBytes, true);
+    await Promise.all(pending);
+    if (!failed) return final!;
+  } else {
+    await Promise.allSettled(pending);
+  }
+  throw new SmtpDataError(failed!, `BDAT refused: ${failed!.code} ${failed!.message}`, { stage: 'body' });
+}
+
+function bodyFailed(conn: Connection, err: unknown, close = true): SmtpError {
+  if (err instanceof SmtpError) return err;
+  const e = new SmtpError(`message body stream failed: ${(err as Error)?.message ?? String(err)}`, { stage: 'body', cause: err });
+  // In DATA mode the only way to abandon the message is to drop the connection (the terminator
+  // would deliver it truncated). BDAT can be abandoned with RSET: the caller does that.
+  if (close) conn.fail(e);
+  return e;
+}

@@ -1,0 +1,38 @@
+/**
+ * mailstage — the package entry. Re-exports the public API and wires the defaults that core does
+ * not know: the standard plugin set for clients created without `plugins`, and the built-in
+ * message builders.
+ */
+import { SmtpClient as SessionClient, type SmtpClientOptions } from './core/client.js';
+import type { Plugin } from './core/plugin.js';
+import authCramMd5 from './plugins/auth-cram-md5/index.js';
+import authLogin from './plugins/auth-login/index.js';
+import authPlain from './plugins/auth-plain/index.js';
+import dsn from './plugins/dsn/index.js';
+
+export * from './api.js';
+export type {
+  SmtpClientOptions, TlsMode, TlsOptions, SendmailOptions, SendmailResult, SendMessageOptions,
+  SendMessageResult, DataReply, RcptOptionsInput,
+} from './core/client.js';
+export type { Timeouts } from './core/connection.js';
+export { DEFAULT_TIMEOUTS } from './core/connection.js';
+export type { EnvelopeOptions } from './core/stages/envelope.js';
+export type { DebugOption, DebugLevel, DebugSink, TranscriptEvent } from './core/transcript.js';
+export { createReplyParser } from './core/protocol/reply.js';
+export { parseCapabilities } from './core/protocol/capabilities.js';
+
+/** The plugins a client gets when it names none: smtplib's AUTH mechanisms and DSN. */
+export function defaultPlugins(): Plugin[] {
+  return [authCramMd5(), authPlain(), authLogin(), dsn()];
+}
+
+/**
+ * One SMTP/LMTP session (smtplib.SMTP, SMTP_SSL and LMTP in one class). Without `plugins` it gets
+ * `defaultPlugins()`; with `plugins` exactly those.
+ */
+export class SmtpClient extends SessionClient {
+  constructor(options: SmtpClientOptions = {}) {
+    super(options.plugins ? options : { ...options, plugins: defaultPlugins() });
+  }
+}
