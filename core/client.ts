@@ -257,6 +257,7 @@ export class SmtpClient implements AsyncDisposable {
     if (reply.code === 250) {
       this.featureMap = parseCapabilities(reply);
       this.esmtp = true;
+      this.greeted = true;
     } else {
       this.featureMap = NO_FEATURES;
       this.esmtp = false;
@@ -274,6 +275,7 @@ export class SmtpClient implements AsyncDisposable {
     // After HELO there is no ESMTP: no extension parameters may be sent.
     this.esmtp = false;
     this.featureMap = NO_FEATURES;
+    if (reply.code >= 200 && reply.code <= 299) this.greeted = true;
     this.closeOn421(reply);
     return reply;
   }

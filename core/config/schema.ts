@@ -235,10 +235,11 @@ function buildSchema(mode: Mode) {
     pass: optional(str(z.string())),
     mechanisms: optional(
       transform(
-        z.array(mechanism).superRefine((list, ctx) => {
-          const upper = list.map((m) => m.toUpperCase());
+        z.array(str(mechanism)).superRefine((list, ctx) => {
+          // Entries may still be env() markers in the file-as-written pass.
+          const upper = list.map((m) => (typeof m === 'string' ? m.toUpperCase() : m));
           upper.forEach((m, i) => {
-            if (upper.indexOf(m) !== i) ctx.addIssue({ code: 'custom', path: [i], message: `${m} is listed twice` });
+            if (typeof m === 'string' && upper.indexOf(m) !== i) ctx.addIssue({ code: 'custom', path: [i], message: `${m} is listed twice` });
           });
         }),
         (list) => list.map((m) => m.toUpperCase()),

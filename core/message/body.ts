@@ -65,6 +65,22 @@ export function encodeBody(data: Buffer, encoding: TransferEncoding): Buffer {
   return data;
 }
 
+/**
+ * Base64 lines from aligned input (a multiple of 57 bytes, or the final rest), written straight
+ * into one Buffer: no per-line strings, so a large stream makes little garbage.
+ */
+function base64Block(data: Buffer, leadingBreak: boolean): Buffer {
+  const encoded = Buffer.from(data.toString('base64'), 'latin1');
+  const lines = Math.ceil(encoded.length / LINE);
+  const out = Buffer.allocUnsafe(encoded.length + 2 * (lines - 1) + (leadingBreak ? 2 : 0));
+  let at = 0;
+  for (let i = 0; i < encoded.length; i += LINE) {
+    if (i > 0 || leadingBreak) at += out.write('\r\n', at, 'latin1');
+    at += encoded.copy(out, at, i, Math.min(i + LINE, encoded.length));
+  }
+  return out;
+}
+
 /** Base64 of a byte stream, wrapped at 76, holding at most one input chunk at a time. */
 export async function* base64Stream(source: AsyncIterable<Buffer | string | Uint8Array>): AsyncGenerator<Buffer> {
   let carry = Buffer.alloc(0);
@@ -76,11 +92,10 @@ export async function* base64Stream(source: AsyncIterable<Buffer | string | Uint
     // Copy the tail: it must not pin the (possibly large) chunk it came from.
     carry = Buffer.from(all.subarray(whole));
     if (whole === 0) continue;
-    const text = base64Lines(all.subarray(0, whole));
-    yield Buffer.from(first ? text : `\r\n${text}`, 'ascii');
+    yield base64Block(all.subarray(0, whole), !first);
     first = false;
   }
-  if (carry.length > 0) yield Buffer.from(first ? base64Lines(carry) : `\r\n${base64Lines(carry)}`, 'ascii');
+  if (carry.length > 0) yield base64Block(carry, !first);
 }
 
 /** Reads a file chunk by chunk and fails if it is not the size promised (SIZE= was computed from it). */

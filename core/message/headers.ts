@@ -124,7 +124,9 @@ function quoteParam(value: string): string {
  */
 export function paramTokens(key: string, value: string): readonly string[] {
   if (/^[\x20-\x7e]*$/.test(value) && value.length <= 60) return [`${key}=${quoteParam(value)}`];
-  return libmime.buildHeaderParam(key, value, 50).map((p) => `${p.key}=${p.key.endsWith('*') ? p.value : quoteParam(p.value)}`);
+  const params = libmime.buildHeaderParam(key, value, 50).map((p) => `${p.key}=${p.key.endsWith('*') ? p.value : quoteParam(p.value)}`);
+  // Continuations are separate parameters: each but the last needs its `;`.
+  return params.map((p, i) => (i < params.length - 1 ? `${p};` : p));
 }
 
 /** The RFC 2047 form of a parameter, inside one quoted string (what legacy readers expect). */
