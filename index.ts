@@ -3,7 +3,8 @@
  * not know: the standard plugin set for clients created without `plugins`, and the built-in
  * message builders.
  */
-import { SmtpClient as SessionClient, type SmtpClientOptions } from './core/client.js';
+import { SmtpClient as SessionClient, registerBuiltinMessageBuilders, type SmtpClientOptions } from './core/client.js';
+import { defaultMessageBuilders } from './core/message/index.js';
 import type { Plugin } from './core/plugin.js';
 import authCramMd5 from './plugins/auth-cram-md5/index.js';
 import authLogin from './plugins/auth-login/index.js';
@@ -21,6 +22,12 @@ export type { EnvelopeOptions } from './core/stages/envelope.js';
 export type { DebugOption, DebugLevel, DebugSink, TranscriptEvent } from './core/transcript.js';
 export { createReplyParser } from './core/protocol/reply.js';
 export { parseCapabilities } from './core/protocol/capabilities.js';
+export {
+  buildMessage, defaultMessageBuilders, mimeBuilder, rawBuilder, compileTemplates, envelopeFromMessage, parseAddressList,
+  TemplateRenderError,
+} from './core/message/index.js';
+export { defineConfig, env, loadConfig, findConfig, resolveConfig, formatConfig, ConfigError } from './core/config/index.js';
+export type { MailstageConfig, ResolvedConfig, LoadedConfig } from './core/config/index.js';
 
 /** The plugins a client gets when it names none: smtplib's AUTH mechanisms and DSN. */
 export function defaultPlugins(): Plugin[] {
@@ -36,3 +43,6 @@ export class SmtpClient extends SessionClient {
     super(options.plugins ? options : { ...options, plugins: defaultPlugins() });
   }
 }
+
+// The default message builders (raw, then MIME) for sendMessage and the Mailer.
+registerBuiltinMessageBuilders(defaultMessageBuilders());

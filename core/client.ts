@@ -530,7 +530,7 @@ export class SmtpClient implements AsyncDisposable {
   async build(message: MailMessage): Promise<BuiltMessage> {
     const builder = this.stages.messageBuilders.find((b) => b.matches(message));
     if (!builder) throw new SmtpInvalidInputError('message', 'no message builder accepts this message');
-    return builder.build(message, { hostname: this.options.localHostname ?? this.ehloName ?? defaultLocalHostname(undefined) });
+    return builder.build(message, { hostname: this.options.localHostname ?? this.ehloName ?? senderDomain(message) ?? defaultLocalHostname(undefined) });
   }
 
   private async transaction(
@@ -589,11 +589,11 @@ export class SmtpClient implements AsyncDisposable {
     const pipelineData = pipelining && !chunked;
 
     let replies: SmtpReply[];
-    if (this.transcript.enabled) {
-      this.logClient(mailLine.slice(0, -2));
-      for (const l of rcptLines) this.logClient(l.slice(0, -2));
-    }
     if (pipelining) {
+      if (this.transcript.enabled) {
+        this.logClient(mailLine.slice(0, -2));
+        for (const l of rcptLines) this.logClient(l.slice(0, -2));
+      }
       let text = mailLine + rcptLines.join('');
       let count = 1 + n;
       const stages: SmtpStage[] = ['mail', ...rcptLines.map((): SmtpStage => 'rcpt')];
@@ -617,9 +617,11 @@ export class SmtpClient implements AsyncDisposable {
       }
       replies = await conn.send(text, count, stages, this.timeouts.command);
     } else {
+      this.logClient(mailLine.slice(0, -2));
       replies = [await conn.command(mailLine, 'mail', this.timeouts.command)];
       if (replies[0]!.code === 250) {
         for (let i = 0; i < n; i++) {
+          this.logClient(rcptLines[i]!.slice(0, -2));
           const r = await conn.command(rcptLines[i]!, 'rcpt', this.timeouts.command);
           replies.push(r);
           if (r.code === 421) break;
@@ -827,6 +829,14 @@ export class SmtpClient implements AsyncDisposable {
       clearTimeout(timer);
     }
   }
+}
+
+/** The From/Sender domain: the conventional right-hand side of a Message-ID (nodemailer does so). */
+function senderDomain(message: MailMessage): string | undefined {
+  const from = message.sender ?? message.from;
+  const text = typeof from === 'string' ? from : from?.address;
+  const m = text ? /@([A-Za-z0-9.-]+)>?\s*$/.exec(text) : null;
+  return m?.[1];
 }
 
 function joinParams(params: readonly string[]): string {

@@ -171,6 +171,12 @@ function collect(issue: AnyIssue, prefix: readonly PropertyKey[], ctx: IssueCont
     }
     return;
   }
+  if (issue.code === 'invalid_key') {
+    // A bad record key: the path already names the key, so its own checks' messages say the rest.
+    const inner = issue.issues.map((i) => i.message).join('; ');
+    push({ path: formatPath(path), message: inner || 'invalid key' });
+    return;
+  }
   const show = SHOW_INPUT.has(issue.code) || issue.params?.['showInput'] === true;
   push({ path: formatPath(path), message: show ? withInput(issue.message, path, ctx) : issue.message });
 }

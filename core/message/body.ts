@@ -66,36 +66,46 @@ export function encodeBody(data: Buffer, encoding: TransferEncoding): Buffer {
 }
 
 /**
- * Base64 lines from aligned input (a multiple of 57 bytes, or the final rest), written straight
- * into one Buffer: no per-line strings, so a large stream makes little garbage.
+ * Base64 lines of `data` from `from` (a multiple of 57 bytes apart, or up to the end), written
+ * straight into one output Buffer: only 76-character strings are made, so a large stream leaves
+ * little garbage behind.
  */
-function base64Block(data: Buffer, leadingBreak: boolean): Buffer {
-  const encoded = Buffer.from(data.toString('base64'), 'latin1');
-  const lines = Math.ceil(encoded.length / LINE);
-  const out = Buffer.allocUnsafe(encoded.length + 2 * (lines - 1) + (leadingBreak ? 2 : 0));
+function base64Block(data: Buffer, from: number, to: number, leadingBreak: boolean): Buffer {
+  const lines = Math.ceil((to - from) / BYTES_PER_LINE);
+  const out = Buffer.allocUnsafe(base64Size(to - from) + (leadingBreak ? 2 : 0));
   let at = 0;
-  for (let i = 0; i < encoded.length; i += LINE) {
+  for (let i = 0; i < lines; i++) {
     if (i > 0 || leadingBreak) at += out.write('\r\n', at, 'latin1');
-    at += encoded.copy(out, at, i, Math.min(i + LINE, encoded.length));
+    const start = from + i * BYTES_PER_LINE;
+    at += out.write(data.toString('base64', start, Math.min(start + BYTES_PER_LINE, to)), at, 'latin1');
   }
   return out;
 }
 
 /** Base64 of a byte stream, wrapped at 76, holding at most one input chunk at a time. */
 export async function* base64Stream(source: AsyncIterable<Buffer | string | Uint8Array>): AsyncGenerator<Buffer> {
-  let carry = Buffer.alloc(0);
+  let carry = Buffer.alloc(0); // < 57 bytes left over from the previous chunk
   let first = true;
   for await (const chunk of source) {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const all = carry.length > 0 ? Buffer.concat([carry, bytes]) : bytes;
-    const whole = all.length - (all.length % BYTES_PER_LINE);
+    let bytes = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (carry.length > 0) {
+      // Complete the pending line first, so the rest of the chunk is encoded where it lies.
+      const need = BYTES_PER_LINE - carry.length;
+      carry = Buffer.concat([carry, bytes.subarray(0, need)]);
+      bytes = bytes.subarray(Math.min(need, bytes.length));
+      if (carry.length < BYTES_PER_LINE) continue;
+      yield base64Block(carry, 0, carry.length, !first);
+      first = false;
+      carry = Buffer.alloc(0);
+    }
+    const whole = bytes.length - (bytes.length % BYTES_PER_LINE);
     // Copy the tail: it must not pin the (possibly large) chunk it came from.
-    carry = Buffer.from(all.subarray(whole));
+    carry = Buffer.from(bytes.subarray(whole));
     if (whole === 0) continue;
-    yield base64Block(all.subarray(0, whole), !first);
+    yield base64Block(bytes, 0, whole, !first);
     first = false;
   }
-  if (carry.length > 0) yield base64Block(carry, !first);
+  if (carry.length > 0) yield base64Block(carry, 0, carry.length, !first);
 }
 
 /** Reads a file chunk by chunk and fails if it is not the size promised (SIZE= was computed from it). */

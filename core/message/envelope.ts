@@ -76,7 +76,10 @@ function uniqueAddresses(list: readonly ParsedAddress[]): readonly string[] {
 const RESENT = ['resent-date', 'resent-from', 'resent-sender', 'resent-to', 'resent-cc', 'resent-bcc', 'resent-message-id'];
 
 function resolveEnvelope(lookup: HeaderLookup, explicit: MessageEnvelope | undefined): Envelope {
-  const blocks = Math.max(...RESENT.map((name) => lookup(name).length));
+  const explicitFrom = explicit?.from !== undefined;
+  const explicitTo = explicit !== undefined && (explicit.to !== undefined || explicit.cc !== undefined || explicit.bcc !== undefined);
+  // A complete explicit envelope makes the headers irrelevant, ambiguous Resent-* blocks included.
+  const blocks = explicitFrom && explicitTo ? 0 : Math.max(...RESENT.map((name) => lookup(name).length));
   if (blocks > 1) {
     throw new SmtpInvalidInputError('headers', 'more than one Resent-* block: give the envelope explicitly');
   }
@@ -88,7 +91,7 @@ function resolveEnvelope(lookup: HeaderLookup, explicit: MessageEnvelope | undef
   let from: string;
   if (explicit?.from === false || explicit?.from === '') {
     from = ''; // the null reverse-path <>
-  } else if (explicit?.from !== undefined) {
+  } else if (explicitFrom) {
     from = parseAddressList(explicit.from, 'envelope.from')[0]?.address ?? '';
   } else {
     const sender = addresses('sender')[0] ?? addresses('from')[0];
@@ -98,9 +101,8 @@ function resolveEnvelope(lookup: HeaderLookup, explicit: MessageEnvelope | undef
     from = sender.address;
   }
 
-  const explicitTo = explicit && (explicit.to !== undefined || explicit.cc !== undefined || explicit.bcc !== undefined);
   const recipients = explicitTo
-    ? (['to', 'cc', 'bcc'] as const).flatMap((k) => parseAddressList(explicit[k], `envelope.${k}`))
+    ? (['to', 'cc', 'bcc'] as const).flatMap((k) => parseAddressList(explicit?.[k], `envelope.${k}`))
     : [...addresses('to'), ...addresses('cc'), ...addresses('bcc')];
   const to = uniqueAddresses(recipients);
   if (to.length === 0) {

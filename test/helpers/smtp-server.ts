@@ -14,6 +14,10 @@ export interface ReceivedMessage {
   readonly secure: boolean;
   readonly user?: string;
   readonly session: SMTPServerSession;
+  /** MAIL FROM's DSN parameters (RET, ENVID) as the server parsed them (with `hideDSN: false`). */
+  readonly dsn?: { readonly ret: string | null; readonly envid: string | null };
+  readonly bodyType?: string;
+  readonly smtpUtf8?: boolean;
 }
 
 export interface TestSmtpServer {
@@ -75,6 +79,10 @@ export async function startSmtpServer(options: TestServerOptions = {}): Promise<
           secure: session.secure,
           user: session.user as string | undefined,
           session,
+          // The session's envelope object is replaced on the next transaction: copy what tests read.
+          dsn: (session.envelope as { dsn?: { ret: string | null; envid: string | null } }).dsn ? { ...(session.envelope as { dsn: { ret: string | null; envid: string | null } }).dsn } : undefined,
+          bodyType: (session.envelope as { bodyType?: string }).bodyType,
+          smtpUtf8: (session.envelope as { smtpUtf8?: boolean }).smtpUtf8,
         };
         const answer = options.onMessage?.(msg);
         if (answer instanceof Error) return cb(answer);
