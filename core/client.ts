@@ -554,6 +554,10 @@ export class SmtpClient implements AsyncDisposable {
     const chunked = esmtp && this.options.chunking !== 'never' && this.featureMap.has('chunking');
     const pipelining = esmtp && this.options.pipelining !== 'never' && this.featureMap.has('pipelining');
     const described = describeBody(body);
+    const bodyOption = options.mailOptions && !Array.isArray(options.mailOptions) ? (options.mailOptions as Record<string, unknown>).body : undefined;
+    // Not line-oriented text: NUL octets (a known body), or BINARYMIME asked for explicitly.
+    const binary = chunked && (String(bodyOption ?? '').toUpperCase() === 'BINARYMIME'
+      || (bodyOption === undefined && this.featureMap.has('binarymime') && described.buffer !== undefined && described.buffer.includes(0)));
     const needsUtf8 = built?.needsSmtpUtf8 === true || needsSmtpUtf8(sender) || rcpts.some(needsSmtpUtf8);
     const facts: MessageFacts = {
       size: built?.size ?? described.size,
@@ -561,6 +565,7 @@ export class SmtpClient implements AsyncDisposable {
       eightBit: built?.eightBit ?? described.eightBit ?? true,
       needsSmtpUtf8: needsUtf8,
       chunked,
+      binary,
     };
     let mailLine: string;
     const rcptLines: string[] = [];
@@ -604,12 +609,14 @@ export class SmtpClient implements AsyncDisposable {
         this.logClient('DATA');
       }
       if (oneShotBdat) {
-        const bytes = stuffWhole(described.buffer!, { stuff: false });
+        const bytes = binary ? described.buffer! : stuffWhole(described.buffer!, { stuff: false });
         const header = `BDAT ${bytes.length} LAST\r\n`;
         this.logClient(`${header.trimEnd()} <${bytes.length} octets>`);
         stages.push('final-reply');
         const p = conn.expect(count + 1, stages, this.timeouts.data);
-        conn.write(text + header, 'mail', this.timeouts.command);
+        // A write failure surfaces through the reply waiter, with the stage it happened in.
+        const head = conn.write(text + header, 'mail', this.timeouts.command);
+        if (head) await head.catch(() => undefined);
         const w = conn.write(bytes, 'body', this.timeouts.data);
         if (w) await w.catch(() => undefined);
         replies = await p;
@@ -656,7 +663,7 @@ export class SmtpClient implements AsyncDisposable {
     let final: SmtpReply[];
     if (chunked) {
       try {
-        final = await sendBdatBody(conn, body, perRecipient ? accepted.length : 1, pipelining, this.chunkSize(), this.timeouts, this.transcript);
+        final = await sendBdatBody(conn, body, perRecipient ? accepted.length : 1, pipelining, this.chunkSize(), this.timeouts, this.transcript, binary);
       } catch (err) {
         if (err instanceof SmtpResponseError && err.code === 421) this.close();
         else if (this.connected) await this.safeRset(conn);

@@ -48,8 +48,13 @@ export class SmtpTimeoutError extends SmtpError {
   }
 }
 
-/** The operation was cancelled through the AbortSignal. */
-export class SmtpAbortError extends SmtpError {}
+/** The operation was cancelled through the AbortSignal. Named 'AbortError' like the platform's. */
+export class SmtpAbortError extends SmtpError {
+  constructor(message: string, options: SmtpErrorOptions = {}) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
 
 /** Bad input refused before anything reached the wire: CR/LF/NUL in an argument, a malformed
  *  address, an unknown option. `field` names what was wrong. */

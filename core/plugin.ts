@@ -105,6 +105,8 @@ export interface MessageFacts {
   readonly needsSmtpUtf8: boolean;
   /** The body goes as BDAT chunks rather than DATA. */
   readonly chunked: boolean;
+  /** The body is not line-oriented text (it has NUL octets): BINARYMIME material. */
+  readonly binary?: boolean;
 }
 
 export interface EnvelopeContext {

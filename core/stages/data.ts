@@ -68,8 +68,10 @@ export async function sendBdatBody(
   minChunk: number,
   timeouts: Timeouts,
   transcript: Transcript,
+  binary = false,
 ): Promise<SmtpReply[]> {
-  const normaliser = createDotStuffer({ stuff: false });
+  // BINARYMIME content is sent octet for octet; text has its line ends normalised to CRLF.
+  const normaliser = binary ? passThrough() : createDotStuffer({ stuff: false });
   const pending: Promise<SmtpReply[]>[] = [];
   let failed: SmtpReply | undefined;
   let held: Buffer[] = [];
@@ -125,6 +127,10 @@ export async function sendBdatBody(
     await Promise.allSettled(pending);
   }
   throw new SmtpDataError(failed!, `BDAT refused: ${failed!.code} ${failed!.message}`, { stage: 'body' });
+}
+
+function passThrough(): { push(chunk: Buffer): Buffer; end(): Buffer } {
+  return { push: (chunk) => chunk, end: () => Buffer.alloc(0) };
 }
 
 function bodyFailed(conn: Connection, err: unknown, close = true): SmtpError {

@@ -44,6 +44,8 @@ export const bodyExtension: EnvelopeExtension = {
       }
       return [`BODY=${body}`];
     }
+    // Binary content (NUL octets) goes unaltered as BINARYMIME when the server can take it.
+    if (ctx.message.binary && ctx.message.chunked && ctx.hasExtension('binarymime')) return ['BODY=BINARYMIME'];
     // 8-bit content declared when the server offers it. A body that is 8-bit to a server that does
     // not offer 8BITMIME goes as it is, as smtplib and nodemailer do: refusing would help nobody.
     if (ctx.message.eightBit && ctx.hasExtension('8bitmime')) return ['BODY=8BITMIME'];

@@ -124,3 +124,18 @@ describe('BDAT', () => {
     expect(lines).not.toContain('.');
   });
 });
+
+describe('BINARYMIME', () => {
+  it('a body with NUL octets goes as BODY=BINARYMIME, octet for octet (no line-end changes)', async () => {
+    const body = Buffer.from([0x00, 0x0a, 0x0d, 0x2e, 0xff, 0x0a, 0x2e]);
+    const { server, client } = await session([
+      'S: 220 x', 'C: EHLO client.test', 'S: 250-x', 'S: 250-PIPELINING', 'S: 250-BINARYMIME', 'S: 250 CHUNKING',
+      'C: MAIL FROM:<a@example.org> BODY=BINARYMIME', 'C: RCPT TO:<b@example.org>', 'C: BDAT 7 LAST', { bytes: 7 },
+      'S: 250 ok', 'S: 250 ok', 'S: 250 ok',
+    ]);
+    await client.sendmail('a@example.org', 'b@example.org', body);
+    const done = await server.done;
+    expect(done.errors).toEqual([]);
+    expect(done.bodies[0]).toEqual(body);
+  });
+});
