@@ -284,16 +284,33 @@ export class SmtpClient implements AsyncDisposable {
   async ehloOrHeloIfNeeded(): Promise<void> {
     await this.greetIfNeeded();
     if (this.policyApplied) return;
-    this.policyApplied = true;
-    if (this.secure) return;
+    if (this.secure) {
+      this.policyApplied = true;
+      return;
+    }
     const policy = this.stages.tlsPolicies.get(this.policyName)!;
     const decision = policy.decide({ features: this.featureMap, secure: false, host: this.endpoint?.host ?? '' });
-    if (decision.action === 'starttls') {
-      await this.startTls();
-    } else if (decision.action === 'refuse') {
+    if (decision.action === 'refuse') {
       this.close();
       throw new SmtpNotSupportedError(decision.reason, { stage: 'starttls' });
     }
+    if (decision.action === 'starttls') {
+      try {
+        await this.startTls();
+      } catch (err) {
+        // Opportunistic TLS goes on in plaintext when the server declines (454) with the session
+        // intact, as nodemailer and Postfix's "may" level do; any other policy that asked for TLS
+        // must not let a later call fall through to plaintext: the connection is closed.
+        if (this.policyName === 'opportunistic' && err instanceof SmtpResponseError && err.code !== 421 && this.connected) {
+          if (this.transcript.enabled) this.transcript.info(`STARTTLS declined (${err.code}); continuing without TLS`);
+          this.policyApplied = true;
+          return;
+        }
+        this.close();
+        throw err;
+      }
+    }
+    this.policyApplied = true;
   }
 
   private async greetIfNeeded(): Promise<void> {
@@ -420,19 +437,19 @@ export class SmtpClient implements AsyncDisposable {
     return reply;
   }
 
-  verify(address: string): Promise<SmtpReply> {
+  async verify(address: string): Promise<SmtpReply> {
     return this.command('VRFY', addressOnly(address, 'address'));
   }
 
-  expn(address: string): Promise<SmtpReply> {
+  async expn(address: string): Promise<SmtpReply> {
     return this.command('EXPN', addressOnly(address, 'address'));
   }
 
-  help(arg?: string): Promise<SmtpReply> {
+  async help(arg?: string): Promise<SmtpReply> {
     return this.command('HELP', arg);
   }
 
-  noop(): Promise<SmtpReply> {
+  async noop(): Promise<SmtpReply> {
     return this.command('NOOP');
   }
 
@@ -614,11 +631,11 @@ export class SmtpClient implements AsyncDisposable {
         this.logClient(`${header.trimEnd()} <${bytes.length} octets>`);
         stages.push('final-reply');
         const p = conn.expect(count + 1, stages, this.timeouts.data);
+        p.catch(noop); // awaited below, after the writes
         // A write failure surfaces through the reply waiter, with the stage it happened in.
         const head = conn.write(text + header, 'mail', this.timeouts.command);
-        if (head) await head.catch(() => undefined);
         const w = conn.write(bytes, 'body', this.timeouts.data);
-        if (w) await w.catch(() => undefined);
+        await Promise.allSettled([head, w]);
         replies = await p;
         return this.finishOneShot(conn, sender, originals, replies);
       }
@@ -823,7 +840,8 @@ export class SmtpClient implements AsyncDisposable {
     let fired: SmtpTimeoutError | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        fired = new SmtpTimeoutError(`${stage}: operation exceeded the total deadline of ${total} ms`, total, { stage });
+        const at = this.conn?.stage ?? stage;
+        fired = new SmtpTimeoutError(`${at}: operation exceeded the total deadline of ${total} ms`, total, { stage: at });
         this.conn?.fail(fired);
         reject(fired);
       }, total);
@@ -845,6 +863,8 @@ function senderDomain(message: MailMessage): string | undefined {
   const m = text ? /@([A-Za-z0-9.-]+)>?\s*$/.exec(text) : null;
   return m?.[1];
 }
+
+function noop(): void {}
 
 function joinParams(params: readonly string[]): string {
   return params.length === 0 ? '' : ` ${params.join(' ')}`;

@@ -9,7 +9,7 @@
 import type { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import {
-  SmtpError, SmtpProtocolError, SmtpServerDisconnectedError, SmtpTimeoutError, type SmtpStage,
+  SmtpError, SmtpProtocolError, SmtpResponseError, SmtpServerDisconnectedError, SmtpTimeoutError, type SmtpStage,
 } from './errors.js';
 import { createReplyParser, DEFAULT_REPLY_LIMITS, type ReplyLimits, type ReplyParser, type SmtpReply } from './protocol/reply.js';
 import type { Transcript } from './transcript.js';
@@ -30,6 +30,9 @@ export const DEFAULT_TIMEOUTS: Timeouts = {
   // RFC 5321 §4.5.3.2.6 suggests 10 minutes for the reply to the body's terminator.
   data: 600_000,
 };
+
+/** Writes below this size are batched per tick (see Connection.coalesce). */
+const COALESCE_MAX = 16 * 1024;
 
 interface Waiter {
   count: number;
@@ -52,6 +55,13 @@ export class Connection {
   private timerMs = 0;
   private failure: SmtpError | undefined;
   private discarding = false;
+  private writingStage: SmtpStage | undefined;
+  /** The socket is corked until the next tick: writes issued in one tick leave in one syscall. */
+  private corked = false;
+  private readonly uncork = (socket: Duplex): void => {
+    this.corked = false;
+    socket.uncork();
+  };
   private readonly onData = (chunk: Buffer): void => this.receive(chunk);
   private readonly onClose = (): void => this.fail(this.disconnected('connection closed by the server'));
   private readonly onError = (err: Error): void => this.fail(this.disconnected(`connection error: ${err.message}`, err));
@@ -97,7 +107,10 @@ export class Connection {
   /** Writes `text` (one or more CRLF-terminated commands) and waits for `count` replies. */
   send(text: string, count: number, stage: SmtpStage | readonly SmtpStage[], timeout: number, last = false): Promise<SmtpReply[]> {
     const p = this.expect(count, stage, timeout, last);
-    if (!this.failure) this.socket.write(text);
+    if (!this.failure) {
+      if (text.length < COALESCE_MAX) this.coalesce();
+      this.socket.write(text);
+    }
     return p;
   }
 
@@ -109,14 +122,35 @@ export class Connection {
   /** Writes bytes; resolves once the socket will take more (backpressure), or fails on `timeout`. */
   write(data: Buffer | string, stage: SmtpStage, timeout: number): Promise<void> | undefined {
     if (this.failure) return Promise.reject(this.notConnected(stage));
+    if (data.length < COALESCE_MAX) this.coalesce();
     if (this.socket.write(data)) return undefined;
     return this.drain(stage, timeout);
   }
 
+  /**
+   * Write batching: the first write in a tick corks the socket and the rest of the tick's writes
+   * (a body's terminator and the next transaction's MAIL/RCPT/DATA, a BDAT header and its chunk)
+   * join it; the uncork on the next tick hands them to the kernel in one writev. nextTick runs
+   * after the microtask queue has drained, so writes made by promise continuations in the same
+   * turn are included, and nothing waits longer than the current turn. Only small writes cork
+   * (under COALESCE_MAX): a large one is a syscall on its own anyway, and writing it at once keeps
+   * backpressure and write errors where the caller is.
+   */
+  private coalesce(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(this.uncork, this.socket);
+  }
+
   private drain(stage: SmtpStage, timeout: number): Promise<void> {
+    // Until the socket drains, a failure belongs to this write (the bytes are not all sent),
+    // not to a reply waiter queued behind it.
+    this.writingStage = stage;
     return new Promise<void>((resolve, reject) => {
       const socket = this.socket;
       const done = (err?: Error) => {
+        if (this.writingStage === stage) this.writingStage = undefined;
         clearTimeout(timer);
         socket.off('drain', onDrain);
         socket.off('close', onClose);
@@ -148,9 +182,14 @@ export class Connection {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new SmtpTimeoutError(`TLS handshake timed out after ${timeout} ms`, timeout, { stage: 'starttls' })), timeout);
         secure.once('secureConnect', () => { clearTimeout(timer); resolve(); });
-        secure.once('error', (err) => {
+        secure.once('error', (err: Error & { code?: string }) => {
           clearTimeout(timer);
-          reject(err instanceof SmtpError ? err : new SmtpError(`TLS handshake failed: ${err.message}`, { stage: 'starttls', cause: err, permanent: isCertificateError(err) }));
+          if (err instanceof SmtpError) return reject(err);
+          // The server hanging up mid-handshake is a disconnect, not a TLS verdict.
+          if (err.code === 'ECONNRESET' || err.code === 'EPIPE' || /socket disconnected/i.test(err.message)) {
+            return reject(this.disconnected(`connection closed during the TLS handshake (${err.message})`, err, 'starttls'));
+          }
+          reject(new SmtpError(`TLS handshake failed: ${err.message}`, { stage: 'starttls', cause: err, permanent: isCertificateError(err) }));
         });
         secure.once('close', () => { clearTimeout(timer); reject(this.disconnected('connection closed during the TLS handshake', undefined, 'starttls')); });
       });
@@ -219,7 +258,7 @@ export class Connection {
       this.parser.push(chunk);
     } catch (err) {
       const e = err instanceof SmtpError ? err : new SmtpProtocolError({ code: 500, lines: [String(err)], message: String(err) });
-      this.fail(withStage(e, this.currentStage()));
+      this.fail(withStage(scrubbed(e, this.transcript), this.currentStage()));
     }
   }
 
@@ -232,9 +271,10 @@ export class Connection {
     if (!w) {
       // Nothing was asked. A 421 is the server leaving (idle timeout, shutdown); anything else
       // means client and server no longer agree on which reply belongs to which command.
+      const stage = this.currentStage();
       this.fail(reply.code === 421
-        ? this.disconnected(`server closed the connection: ${reply.code} ${reply.message}`, undefined, 'command')
-        : new SmtpProtocolError(reply, `unexpected reply with no command pending: ${reply.code} ${reply.message}`, { stage: 'command' }));
+        ? this.disconnected(`server closed the connection: ${reply.code} ${reply.message}`, undefined, stage)
+        : new SmtpProtocolError(reply, `unexpected reply with no command pending: ${reply.code} ${reply.message}`, { stage }));
       return;
     }
     w.replies.push(reply);
@@ -271,8 +311,13 @@ export class Connection {
     this.fail(new SmtpTimeoutError(`${stage}: no reply from the server within ${head.timeout} ms`, head.timeout, { stage }));
   }
 
-  /** The stage of the reply awaited now. */
+  /** The stage in flight: a write still draining, else the reply awaited now. */
+  get stage(): SmtpStage | undefined {
+    return this.writingStage ?? (this.waiters[0] ? this.currentStage() : undefined);
+  }
+
   private currentStage(): SmtpStage {
+    if (this.writingStage) return this.writingStage;
     const head = this.waiters[0];
     if (!head) return 'command';
     return typeof head.stage === 'string' ? head.stage : head.stage[Math.min(head.replies.length, head.stage.length - 1)]!;
@@ -290,6 +335,17 @@ export class Connection {
     }
     return f;
   }
+}
+
+/** A server may echo our AUTH payload inside garbage: keep secrets out of the error too. */
+function scrubbed(e: SmtpError, transcript: Transcript): SmtpError {
+  const clean = transcript.scrub(e.message);
+  if (clean !== e.message) e.message = clean;
+  if (e instanceof SmtpResponseError) {
+    const lines = e.reply.lines.map((l) => transcript.scrub(l));
+    (e as { reply: SmtpReply }).reply = { ...e.reply, lines, message: lines.join('\n') };
+  }
+  return e;
 }
 
 function withStage(e: SmtpError, stage: SmtpStage): SmtpError {

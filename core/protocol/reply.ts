@@ -6,7 +6,7 @@
  * not `ddd[ -]text` is a protocol error. Errors are thrown from `push` and leave the parser unusable:
  * the connection must close, since it is no longer known where the next reply starts.
  */
-import { SmtpProtocolError, SmtpResponseError } from '../errors.js';
+import { SmtpProtocolError } from '../errors.js';
 
 export interface SmtpReply {
   readonly code: number;
@@ -111,7 +111,9 @@ export function createReplyParser(
         start = lf + 1;
       }
       if (start < buf.length) {
-        if (buf.length - start > limits.maxLineLength) tooLong();
+        // A trailing CR may be the first half of the CRLF: it does not count, as on a whole line.
+        const partialLength = buf.length - start - (buf[buf.length - 1] === CR ? 1 : 0);
+        if (partialLength > limits.maxLineLength) tooLong();
         partial = buf.subarray(start);
       }
     },
@@ -121,7 +123,7 @@ export function createReplyParser(
     partial = undefined;
     lines = [];
     // smtplib: SMTPResponseException(500, "Line too long.")
-    throw new SmtpResponseError({ code: 500, lines: ['Line too long.'], message: 'Line too long.' },
+    throw new SmtpProtocolError({ code: 500, lines: ['Line too long.'], message: 'Line too long.' },
       `reply line longer than ${limits.maxLineLength} bytes`);
   }
 }

@@ -27,8 +27,9 @@ export async function sendDataBody(
     const bytes = stuffWhole(whole);
     if (transcript.enabled) transcript.client(`<message body: ${whole.length} octets, ${bytes.length} on the wire>`);
     const final = conn.expect(count, 'final-reply', timeouts.data);
+    final.catch(noop); // observed below; a failure during the write must not go unhandled meanwhile
     const p = conn.write(bytes, 'body', timeouts.data);
-    if (p) await p.catch(() => undefined); // the waiter reports the failure with the right stage
+    if (p) await p.catch(noop); // the waiter reports the failure, with the stage it happened in
     return final;
   }
   const stuffer = createDotStuffer({ stuff: true });
@@ -44,8 +45,9 @@ export async function sendDataBody(
   }
   if (transcript.enabled) transcript.client(`<message body: ${stuffer.bytesIn} octets, ${stuffer.bytesOut} on the wire>`);
   const final = conn.expect(count, 'final-reply', timeouts.data);
+  final.catch(noop);
   const p = conn.write(stuffer.end(), 'body', timeouts.data);
-  if (p) await p.catch(() => undefined);
+  if (p) await p.catch(noop);
   return final;
 }
 
@@ -81,6 +83,7 @@ export async function sendBdatBody(
     const header = `BDAT ${size}${last ? ' LAST' : ''}\r\n`;
     if (transcript.enabled) transcript.client(`${header.trimEnd()} <${size} octets>`);
     const reply = conn.expect(last ? lastCount : 1, last ? 'final-reply' : 'body', last ? timeouts.data : timeouts.command);
+    reply.catch(noop); // a write failure below rejects it before anyone awaits it
     let p = conn.write(header, 'body', timeouts.data);
     if (p) await p;
     for (const part of parts) {
@@ -128,6 +131,8 @@ export async function sendBdatBody(
   }
   throw new SmtpDataError(failed!, `BDAT refused: ${failed!.code} ${failed!.message}`, { stage: 'body' });
 }
+
+function noop(): void {}
 
 function passThrough(): { push(chunk: Buffer): Buffer; end(): Buffer } {
   return { push: (chunk) => chunk, end: () => Buffer.alloc(0) };

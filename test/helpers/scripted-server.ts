@@ -10,6 +10,7 @@
  *   'close'          the server closes the connection
  *   'stall'          the server stops answering (the client must time out)
  *   'pause'          the server stops reading (the client's writes back up in the kernel)
+ *   'resume'         the server reads again (what arrived meanwhile is taken as usual)
  *   { endless: 'lines', line? }  the server sends `line` (default a `250-` continuation) forever
  *   { endless: 'bytes' }          the server sends one line that never ends (no LF) forever
  *                    (both stop when the client closes, or after `ENDLESS_CAP` octets)
@@ -140,6 +141,8 @@ async function run(raw: net.Socket, script: readonly Step[]): Promise<ScriptResu
         break;
       } else if (step === 'pause') {
         socket.pause();
+      } else if (step === 'resume') {
+        socket.resume();
       } else {
         throw new Error(`bad script step ${step}`);
       }

@@ -64,7 +64,7 @@ describe('dsn plugin', () => {
   it('validates options with clear errors', async () => {
     const s = await server();
     await using c = new SmtpClient({ host: '127.0.0.1', port: s.port, plugins: [dsn()] });
-    const send = (mailOptions: object, rcptOptions?: object) => c.sendmail('s@example.org', 'r@example.org', 'x', { mailOptions, rcptOptions });
+    const send = (mailOptions: Record<string, unknown>, rcptOptions?: Record<string, unknown>) => c.sendmail('s@example.org', 'r@example.org', 'x', { mailOptions, rcptOptions });
     await expect(send({ dsn: { ret: 'ALL' } })).rejects.toThrow(/dsn.ret: expected FULL or HDRS/);
     await expect(send({}, { dsn: { notify: ['NEVER', 'SUCCESS'] } })).rejects.toThrow(/dsn.notify: expected NEVER alone/);
     await expect(send({}, { dsn: { notify: ['SOMETIMES'] } })).rejects.toThrow(SmtpInvalidInputError);
