@@ -6,7 +6,7 @@ export { definePlugin } from './core/plugin.js';
 export type {
   Plugin, Authenticator, AuthContext, TransportStage, TransportTarget, OpenedTransport, GreetingStage,
   DataStage, TlsPolicy, TlsPolicyContext, TlsDecision, EnvelopeExtension, EnvelopeContext, MessageFacts,
-  MessageBuilder, BuildContext, SessionHooks, SendOutcome,
+  MessageBuilder, BuildContext, SessionHooks, SendOutcome, RouterStage, Route, RouteHost,
 } from './core/plugin.js';
 export * from './core/errors.js';
 export type { SmtpReply } from './core/protocol/reply.js';

@@ -4,6 +4,7 @@
  * message builders.
  */
 import { SmtpClient as SessionClient, registerBuiltinMessageBuilders, type SmtpClientOptions } from './core/client.js';
+import { registerDefaultPlugins } from './core/mailer.js';
 import { defaultMessageBuilders } from './core/message/index.js';
 import type { Plugin } from './core/plugin.js';
 import authCramMd5 from './plugins/auth-cram-md5/index.js';
@@ -28,6 +29,10 @@ export {
 } from './core/message/index.js';
 export { defineConfig, env, loadConfig, findConfig, resolveConfig, formatConfig, ConfigError } from './core/config/index.js';
 export type { MailstageConfig, ResolvedConfig, LoadedConfig } from './core/config/index.js';
+export {
+  createMailer, loadMailer, isDeliveryUnknown, SmtpDeliveryUnknownError, SmtpRecipientRefusedError,
+} from './core/mailer.js';
+export type { Mailer, SendMailInfo, MailerOptions, MailerConfig, MailerEvent, MailerListener } from './core/mailer.js';
 
 /** The plugins a client gets when it names none: smtplib's AUTH mechanisms and DSN. */
 export function defaultPlugins(): Plugin[] {
@@ -46,3 +51,5 @@ export class SmtpClient extends SessionClient {
 
 // The default message builders (raw, then MIME) for sendMessage and the Mailer.
 registerBuiltinMessageBuilders(defaultMessageBuilders());
+// The Mailer's plugins when a config names none.
+registerDefaultPlugins(defaultPlugins);

@@ -161,6 +161,34 @@ export interface SessionHooks {
   onError?(error: Error): void;
 }
 
+// ---- router (direct delivery) --------------------------------------------------------------------
+
+/** One host a route may be delivered to. */
+export interface RouteHost {
+  /** A name or an address to connect to. */
+  readonly host: string;
+  /** Default: the transport's port. */
+  readonly port?: number;
+  /** The name TLS verifies (SNI) when `host` is an address resolved from it (an MX name). */
+  readonly servername?: string;
+}
+
+/** Recipients that share their destination, with the hosts to try in preference order. */
+export interface Route {
+  readonly hosts: readonly RouteHost[];
+  readonly recipients: readonly string[];
+  /** The route cannot be delivered (no MX and no address, a null MX, a DNS failure): these
+   *  recipients are refused with this error. */
+  readonly error?: Error;
+}
+
+/** Splits an envelope into routes (the mx plugin: by recipient domain). Without a router the
+ *  Mailer sends every recipient to the configured transport host. */
+export interface RouterStage {
+  readonly name: string;
+  route(envelope: Envelope): Promise<readonly Route[]>;
+}
+
 // ---- the plugin ----------------------------------------------------------------------------------
 
 export interface Plugin {
@@ -174,6 +202,8 @@ export interface Plugin {
   readonly envelopeExtensions?: readonly EnvelopeExtension[];
   readonly messageBuilders?: readonly MessageBuilder[];
   readonly hooks?: SessionHooks;
+  /** Routing for the Mailer (direct delivery); the last plugin with one wins. */
+  readonly router?: RouterStage;
 }
 
 export function definePlugin<P extends Plugin>(plugin: P): P {

@@ -22,6 +22,12 @@ export async function sendDataBody(
   count: number,
   timeouts: Timeouts,
   transcript: Transcript,
+  /**
+   * Called once the body's terminator has been handed to the connection, before its reply: with
+   * PIPELINING the next transaction's MAIL/RCPT/DATA may follow it right away (RFC 2920 §3.1) and,
+   * written in the same turn, leaves in the same segment as the terminator.
+   */
+  onTerminator?: () => void,
 ): Promise<SmtpReply[]> {
   if (whole) {
     const bytes = stuffWhole(whole);
@@ -29,6 +35,7 @@ export async function sendDataBody(
     const final = conn.expect(count, 'final-reply', timeouts.data);
     final.catch(noop); // observed below; a failure during the write must not go unhandled meanwhile
     const p = conn.write(bytes, 'body', timeouts.data);
+    onTerminator?.();
     if (p) await p.catch(noop); // the waiter reports the failure, with the stage it happened in
     return final;
   }
@@ -47,6 +54,7 @@ export async function sendDataBody(
   const final = conn.expect(count, 'final-reply', timeouts.data);
   final.catch(noop);
   const p = conn.write(stuffer.end(), 'body', timeouts.data);
+  onTerminator?.();
   if (p) await p.catch(noop);
   return final;
 }

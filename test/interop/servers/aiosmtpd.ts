@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serverCertificate, type ServerCertificate } from './certs.js';
+import { serverCertificate, writeCertificateFiles, type ServerCertificate } from './certs.js';
 import {
   freePort,
   isAlive,
@@ -40,7 +40,8 @@ export interface AiosmtpdOptions {
   lmtp?: boolean;
   /** 'starttls' offers STARTTLS, 'implicit' wraps the port in TLS. Default 'none'. */
   tls?: 'none' | 'starttls' | 'implicit';
-  certificate?: Pick<ServerCertificate, 'certFile' | 'keyFile' | 'cert'>;
+  /** PEM cert/key; default the generated localhost one (`serverCertificate()`). */
+  certificate?: Pick<ServerCertificate, 'cert' | 'key'>;
   /** Offer AUTH PLAIN/LOGIN/CRAM-MD5 accepting user/password. Default true. */
   auth?: boolean;
   user?: string;
@@ -124,12 +125,13 @@ export async function startAiosmtpd(options: AiosmtpdOptions = {}): Promise<Aios
 async function startOnce(
   options: AiosmtpdOptions,
   tls: 'none' | 'starttls' | 'implicit',
-  certificate: Pick<ServerCertificate, 'certFile' | 'keyFile' | 'cert'> | undefined,
+  certificate: Pick<ServerCertificate, 'cert' | 'key'> | undefined,
 ): Promise<AiosmtpdServer> {
   const dir = await makeTempDir('aiosmtpd');
   const outDir = path.join(dir, 'messages');
   await mkdir(outDir);
   const port = await freePort();
+  const certFiles = certificate ? await writeCertificateFiles(certificate, dir) : undefined;
   const auth = options.auth ?? true;
   const user = options.user ?? AIOSMTPD_USER;
   const password = options.password ?? AIOSMTPD_PASSWORD;
@@ -142,8 +144,8 @@ async function startOnce(
     hostname: options.hostname ?? AIOSMTPD_HOSTNAME,
     lmtp: options.lmtp ?? false,
     tls,
-    certFile: certificate?.certFile,
-    keyFile: certificate?.keyFile,
+    certFile: certFiles?.certFile,
+    keyFile: certFiles?.keyFile,
     auth,
     authRequireTls: options.authRequireTls ?? false,
     authRequired: options.authRequired ?? false,
@@ -178,7 +180,7 @@ async function startOnce(
     child.once('error', reject);
   });
   const pid = child.pid!;
-  track(pid, 'aiosmtpd');
+  track(pid, 'aiosmtpd', dir);
 
   // The script prints READY only after aiosmtpd's Controller has connected to itself once.
   const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);

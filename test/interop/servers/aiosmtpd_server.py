@@ -49,7 +49,9 @@ def authenticator(server, session, envelope, mechanism, auth_data):
         and hmac.compare_digest(auth_data.login, USER)
         and hmac.compare_digest(auth_data.password, PASSWORD)
     )
-    return AuthResult(success=ok, auth_data=auth_data if ok else None)
+    # handled defaults to True, which means "I already sent the reply": a failure must say
+    # handled=False or aiosmtpd sends nothing and the client waits forever.
+    return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
 class Handler:
@@ -66,13 +68,20 @@ class Handler:
         challenge = "<{}.{}@{}>".format(secrets.token_hex(8), int(time.time()), HOSTNAME).encode()
         response = await server.challenge_auth(challenge)
         if response is MISSING:
-            # challenge_auth already replied (501 for "*" or bad base64); handled=True stops
-            # aiosmtpd from sending a second 535 as it does for its built-in mechanisms.
+            # challenge_auth already replied (501 for "*" or bad base64): handled=True means
+            # aiosmtpd sends nothing more.
             return AuthResult(success=False, handled=True)
         login, _, digest = response.partition(b" ")
         expected = hmac.new(PASSWORD, challenge, "md5").hexdigest().encode()
         ok = hmac.compare_digest(login, USER) and hmac.compare_digest(digest.lower(), expected)
-        return AuthResult(success=ok, auth_data=LoginPassword(login, b"") if ok else None)
+        return AuthResult(success=ok, handled=False, auth_data=LoginPassword(login, b"") if ok else None)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # With no mechanisms aiosmtpd still advertises an empty "250-AUTH " line: drop it.
+        if not CFG.get("auth", True):
+            responses = [r for r in responses if not r[4:].startswith("AUTH")]
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         # Defining this hook means aiosmtpd no longer records the recipient itself: do it here,
@@ -107,7 +116,10 @@ class Handler:
             "smtpUtf8": bool(envelope.smtp_utf8),
             # session.auth_data is what our AuthResult carried (session.login_data is deprecated).
             "login": login.decode("utf-8", "replace") if isinstance(login, bytes) else None,
-            "tls": session.ssl is not None,
+            # session.ssl is only set by STARTTLS; with implicit TLS (ssl_context) the transport
+            # itself carries the SSL object.
+            "tls": session.ssl is not None
+            or server.transport.get_extra_info("ssl_object") is not None,
             "heloName": session.host_name,
             "size": len(content),
             "lmtp": LMTP_MODE,

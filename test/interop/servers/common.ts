@@ -4,7 +4,7 @@
  * (with an exit hook as a safety net so a crashed test file never leaks a postfix/dovecot).
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -196,20 +196,30 @@ export async function killTree(root: number, graceMs = 5_000): Promise<void> {
 
 // ---- Safety net: kill every tracked server tree when this process exits -----------------------
 
-const tracked = new Map<number, string>();
+const tracked = new Map<number, { label: string; dir: string | undefined }>();
 let hooked = false;
 
 function killAllTrackedSync(): void {
-  for (const pid of tracked.keys()) {
+  for (const [pid, { dir }] of tracked) {
     const tree = processTree(pid);
     signal(tree, 'SIGKILL');
+    if (dir && !KEEP_TEMP) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // a SIGKILLed daemon may still hold a file for a moment; /tmp is cleaned eventually
+      }
+    }
   }
   tracked.clear();
 }
 
-/** Register a server root PID for the exit hook; call `untrack` once stop() has killed it. */
-export function track(pid: number, label: string): void {
-  tracked.set(pid, label);
+/**
+ * Register a server root PID (and its temp folder) for the exit hook; call `untrack` once
+ * stop() has killed it.
+ */
+export function track(pid: number, label: string, dir?: string): void {
+  tracked.set(pid, { label, dir });
   if (hooked) return;
   hooked = true;
   // 'exit' listeners must be synchronous: SIGKILL the trees (no graceful stop is possible there).

@@ -142,6 +142,9 @@ ssl = no
 # the client's plaintext-auth opt-in can be tested (the client, not the server, enforces it).
 disable_plaintext_auth = no
 auth_mechanisms = plain login cram-md5
+# Dovecot delays every failed authentication by 2 s (auth_failure_delay): wrong-password tests
+# would each pay it through Postfix.
+auth_failure_delay = 0
 # alice@example.test and alice@localhost are both the passwd-file user alice.
 auth_username_format = %Ln
 ${options.verbose ? 'auth_verbose = yes\nauth_debug = yes\nmail_debug = yes' : ''}
@@ -190,7 +193,7 @@ service auth {
     child.once('error', reject);
   });
   const pid = child.pid!;
-  track(pid, 'dovecot');
+  track(pid, 'dovecot', dir);
 
   try {
     await waitForPorts([lmtpPort, authPort], {

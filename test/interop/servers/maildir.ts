@@ -48,7 +48,9 @@ export function parseDelivered(file: string, raw: Buffer): DeliveredMessage {
     offset = first.end;
     for (let cont = nextLine(); cont && /^[ \t]/.test(cont.line); cont = nextLine()) offset = cont.end;
   }
-  const unbracket = (v: string | undefined) => (v === undefined ? undefined : v.replace(/^<(.*)>$/, '$1'));
+  // Header values were read as latin1 to keep byte offsets; SMTPUTF8 addresses are UTF-8 bytes.
+  const unbracket = (v: string | undefined) =>
+    v === undefined ? undefined : Buffer.from(v, 'latin1').toString('utf8').replace(/^<(.*)>$/, '$1');
   return {
     file,
     raw,

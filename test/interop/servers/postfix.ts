@@ -13,11 +13,17 @@
  * Delivered-To), except UNKNOWN_RECIPIENT (`550 5.1.1 … User unknown in virtual mailbox table`).
  * Any other domain: `554 5.7.1 … Relay access denied` — and every non-local transport is `error:`,
  * so nothing can ever leave the machine even if a restriction were wrong.
+ *
+ * DSN parameters can be checked end to end: with a local sender (x@example.test) and
+ * `NOTIFY=SUCCESS`, Postfix delivers a success report (null sender, multipart/report) to that
+ * sender's mailbox, carrying `Original-Envelope-Id:` (ENVID, xtext-decoded) and
+ * `Original-Recipient:` (ORCPT) — see `deliveryReports()`.
  */
 import { spawnSync } from 'node:child_process';
-import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { chmod, chown, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { serverCertificate, type ServerCertificate } from './certs.js';
+import { serverCertificate, writeCertificateFiles, type ServerCertificate } from './certs.js';
 import {
   accountIds,
   freePorts,
@@ -58,10 +64,10 @@ export interface PostfixOptions {
   /** message_size_limit, advertised as `SIZE n`. Default 100 MiB. */
   messageSizeLimit?: number;
   /**
-   * TLS certificate for STARTTLS and the implicit-TLS port. Default: a generated self-signed one
-   * for localhost/127.0.0.1 (`serverCertificate()`); its PEM is returned as `ca`.
+   * TLS certificate (PEM) for STARTTLS and the implicit-TLS port. Default: a generated
+   * self-signed one for localhost/127.0.0.1 (`serverCertificate()`); its cert is returned as `ca`.
    */
-  certificate?: Pick<ServerCertificate, 'certFile' | 'keyFile' | 'cert'>;
+  certificate?: Pick<ServerCertificate, 'cert' | 'key'>;
   /**
    * SASL: `'auto'` (default when Dovecot is usable) starts a private Dovecot owned by this Postfix
    * and stopped with it; pass a running Dovecot (or `{ authPort }`) to share one; `false` for no AUTH.
@@ -102,6 +108,8 @@ export interface PostfixServer {
   readonly logFile: string;
   /** Every message delivered so far, oldest first (one file per recipient). */
   deliveredMessages(): Promise<DeliveredMessage[]>;
+  /** Delivered DSN/bounce reports (messages from the null sender `<>`). */
+  deliveryReports(): Promise<DeliveredMessage[]>;
   /** Resolves when at least `count` messages have been delivered in total. */
   waitForDelivery(opts: { count: number; timeoutMs?: number }): Promise<DeliveredMessage[]>;
   logTail(lines?: number): Promise<string>;
@@ -149,6 +157,7 @@ async function startOnce(options: PostfixOptions, authPort: number | undefined, 
   const postfixIds = accountIds('postfix')!;
 
   await Promise.all([configDir, queueDir, mailBase, logDir].map((d) => mkdir(d, { recursive: true })));
+  const { certFile, keyFile } = await writeCertificateFiles(certificate, configDir);
   // data_directory must be owned by the postfix user (else "fatal: … not owned by postfix").
   await mkdir(dataDir);
   await chown(dataDir, postfixIds.uid, postfixIds.gid);
@@ -220,8 +229,8 @@ async function startOnce(options: PostfixOptions, authPort: number | undefined, 
     smtpd_client_message_rate_limit: '0',
     smtpd_forbid_bare_newline: bareNewline,
     smtpd_forbid_bare_newline_exclusions: '',
-    smtpd_tls_cert_file: certificate.certFile,
-    smtpd_tls_key_file: certificate.keyFile,
+    smtpd_tls_cert_file: certFile,
+    smtpd_tls_key_file: keyFile,
     smtpd_tls_security_level: 'may',
     smtpd_tls_auth_only: options.authOnlyWithTls ? 'yes' : 'no',
     smtpd_tls_received_header: 'yes',
@@ -271,35 +280,50 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 `;
   await writeFile(path.join(configDir, 'master.cf'), master);
+  // `postfix` re-reads main.cf every 300 ms until the file is a couple of seconds old (it will
+  // not start from a config that may still be being edited): ~2 s per start. Backdate the files.
+  const past = new Date(Date.now() - 60_000);
+  for (const file of ['main.cf', 'master.cf', 'vmailbox']) await utimes(path.join(configDir, file), past, past);
 
   // `postfix start` reports start-up errors only to syslog — or to stderr when stderr is a
   // terminal. There is no syslog here, so run it under script(1) for a pty and capture the text.
   const cmd = `${POSTFIX} -c ${configDir} start`;
   const pidFile = path.join(queueDir, 'pid', 'master.pid');
+  const startLog = path.join(dir, 'postfix-start.out');
   const postfixStart = () => {
-    const result = (process.env.PFNOSCRIPT ? spawnSync(POSTFIX, ['-c', configDir, 'start'], {stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8'}) : spawnSync(SCRIPT, ['-qec', cmd, '/dev/null'], {
-      encoding: 'utf8',
+    // Output goes to script(1)'s typescript file, not to a pipe of ours: the master daemon
+    // inherits the descriptors, and a pipe stays open until master closes them (spawnSync then
+    // blocked ~2 s per start; a shell `| cat` hung for good).
+    const result = spawnSync(SCRIPT, ['-qec', cmd, startLog], {
       timeout: options.startTimeoutMs ?? 20_000,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: 'ignore',
       // A private instance: MAIL_CONFIG from the caller's environment must not redirect it.
       env: { ...process.env, MAIL_CONFIG: configDir },
-    }));
-    return { result, output: `${result.stdout ?? ''}${result.stderr ?? ''}`.replace(/\r/g, '') };
+    });
+    let output = '';
+    try {
+      output = readFileSync(startLog, 'utf8')
+        .replace(/\r/g, '')
+        .split('\n')
+        .filter((line) => !/^Script (started|done) on /.test(line))
+        .join('\n');
+    } catch {
+      // script did not run at all; result.error says why
+    }
+    return { result, output };
   };
   // The full start-up check (post-install create-missing) forks postconf ~20 times: ~2 s here.
   // Creating the queue directories ourselves from postfix-files and dropping a `quick-start` file
-  // skips it (start ~0.2 s). If that fast path fails for any reason, fall back to the full check.
+  // skips it. If that fast path fails for any reason, fall back to the full check.
   let fast = await prepareQueueDirectory(queueDir);
-  const tStart = Date.now();
   let { result: started, output: startOutput } = postfixStart();
-  if (process.env.PFDEBUG) console.log("postfix start took", Date.now() - tStart, fast, started.status, startOutput);
   let masterPid = await readPid(pidFile);
-  if (fast && (started.status !== 0 || masterPid === undefined)) {
+  if (fast && !(started.status === 0 && masterPid !== undefined && isAlive(masterPid))) {
     fast = false;
     ({ result: started, output: startOutput } = postfixStart());
     masterPid = await readPid(pidFile);
   }
-  if (masterPid !== undefined) track(masterPid, 'postfix master');
+  if (masterPid !== undefined) track(masterPid, 'postfix master', dir);
 
   const fail = async (why: string): Promise<never> => {
     if (masterPid !== undefined) {
@@ -342,6 +366,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
     configDir,
     logFile,
     deliveredMessages,
+    deliveryReports: async () => (await deliveredMessages()).filter((m) => m.sender === ''),
     async waitForDelivery({ count, timeoutMs = 15_000 }) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
