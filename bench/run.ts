@@ -113,7 +113,7 @@ async function startSmtpServer(): Promise<Sink> {
   const { SMTPServer } = await import('smtp-server');
   const server = new SMTPServer({
     logger: false, authOptional: true, hideSTARTTLS: true, disableReverseLookup: true, size: 0,
-    onData(stream, _s, cb) { stream.on('data', () => undefined); stream.on('end', () => cb()); },
+    onData(stream: NodeJS.ReadableStream, _s: unknown, cb: () => void) { stream.on('data', () => undefined); stream.on('end', () => cb()); },
   } as never);
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));

@@ -119,6 +119,7 @@ export class SmtpClient implements AsyncDisposable {
   private policyApplied = false;
   /** Recipients accepted since the last MAIL (for LMTP's per-recipient data replies). */
   private txRecipients: string[] = [];
+  private lane: Promise<unknown> = Promise.resolve();
   private ehloName: string | undefined;
   /** The reply to the last EHLO/LHLO and HELO, as smtplib keeps them. */
   ehloResp: SmtpReply | undefined;
@@ -370,7 +371,7 @@ export class SmtpClient implements AsyncDisposable {
    */
   async login(user: string, pass: string): Promise<SmtpReply> {
     if (typeof user !== 'string' || typeof pass !== 'string') throw new SmtpInvalidInputError('credentials', 'user and password must be strings');
-    return this.withDeadline('auth', async () => {
+    return this.exclusive(() => this.withDeadline('auth', async () => {
       await this.ehloOrHeloIfNeeded();
       if (!this.hasExtension('auth')) {
         throw new SmtpNotSupportedError('SMTP AUTH extension not supported by server.', { stage: 'auth' });
@@ -388,12 +389,12 @@ export class SmtpClient implements AsyncDisposable {
         }
       }
       throw last;
-    });
+    }));
   }
 
   /** Authenticates with one named mechanism (an installed authenticator). */
   async authenticate(mechanism: string, credentials: Readonly<Record<string, string>>): Promise<SmtpReply> {
-    return this.withDeadline('auth', async () => {
+    return this.exclusive(() => this.withDeadline('auth', async () => {
       await this.ehloOrHeloIfNeeded();
       const name = mechanism.toUpperCase();
       const auth = this.stages.authenticators.find((a) => a.mechanism.toUpperCase() === name);
@@ -404,7 +405,7 @@ export class SmtpClient implements AsyncDisposable {
         throw noMechanismError([], [], [name]);
       }
       return runAuthenticator(this.saslChannel(), auth, this.authContext(credentials));
-    });
+    }));
   }
 
   private authContext(credentials: Readonly<Record<string, string>>): AuthContext {
@@ -522,7 +523,7 @@ export class SmtpClient implements AsyncDisposable {
    * Pipelined when the server allows; the body goes as BDAT chunks when CHUNKING is offered.
    */
   async sendmail(from: string, to: string | readonly string[], body: MessageBody, options: SendmailOptions = {}): Promise<SendmailResult> {
-    return this.withDeadline('mail', () => this.transaction(from, to, body, options, undefined));
+    return this.exclusive(() => this.withDeadline('mail', () => this.transaction(from, to, body, options, undefined)));
   }
 
   /**
@@ -539,7 +540,7 @@ export class SmtpClient implements AsyncDisposable {
       mailOptions: options.mailOptions ?? (dsn ? { dsn } : undefined),
       rcptOptions: options.rcptOptions ?? (dsn ? { dsn } : undefined),
     };
-    const result = await this.withDeadline('mail', () => this.transaction(from, to, built.body, sendOptions, built));
+    const result = await this.exclusive(() => this.withDeadline('mail', () => this.transaction(from, to, built.body, sendOptions, built)));
     return { ...result, envelope: { from, to: typeof to === 'string' ? [to] : to }, messageId: built.messageId };
   }
 
@@ -629,8 +630,9 @@ export class SmtpClient implements AsyncDisposable {
         const bytes = binary ? described.buffer! : stuffWhole(described.buffer!, { stuff: false });
         const header = `BDAT ${bytes.length} LAST\r\n`;
         this.logClient(`${header.trimEnd()} <${bytes.length} octets>`);
-        stages.push('final-reply');
-        const p = conn.expect(count + 1, stages, this.timeouts.data);
+        // The whole message leaves in this write: if the connection is lost before the replies,
+        // the server may have taken it, so every reply of the group counts as the final one.
+        const p = conn.expect(count + 1, stages.map((): SmtpStage => 'final-reply'), this.timeouts.data);
         p.catch(noop); // awaited below, after the writes
         // A write failure surfaces through the reply waiter, with the stage it happened in.
         const head = conn.write(text + header, 'mail', this.timeouts.command);
@@ -830,6 +832,16 @@ export class SmtpClient implements AsyncDisposable {
 
   private logClient(line: string): void {
     if (this.transcript.enabled) this.transcript.client(line);
+  }
+
+  /**
+   * Whole transactions and logins run one at a time, in call order: two concurrent sendmail()
+   * calls on one session would otherwise interleave their commands on the wire.
+   */
+  private exclusive<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.lane.then(op, op);
+    this.lane = run.catch(noop);
+    return run;
   }
 
   /** Runs one operation under the overall deadline (`timeouts.total`), when one is set. */

@@ -246,3 +246,15 @@ describe('unix socket', () => {
     }
   });
 });
+
+describe('concurrency', () => {
+  it('concurrent sendmail() calls on one client run one after another, each message intact', async () => {
+    const s = await server({ hideSTARTTLS: true });
+    await using c = new SmtpClient({ host: '127.0.0.1', port: s.port });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => c.sendmail('a@example.org', `r${i}@example.org`, `Subject: ${i}\r\n\r\nbody ${i}\r\n`)));
+    expect(results.every((r) => r.response.code === 250)).toBe(true);
+    expect(s.messages.map((m) => m.data.toString()).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `Subject: ${i}\r\n\r\nbody ${i}\r\n`).sort());
+    expect(s.messages.map((m) => m.rcptTo[0]!.address)).toEqual(Array.from({ length: 20 }, (_, i) => `r${i}@example.org`));
+    expect(s.connections()).toBe(1);
+  });
+});
