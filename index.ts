@@ -53,3 +53,11 @@ export class SmtpClient extends SessionClient {
 registerBuiltinMessageBuilders(defaultMessageBuilders());
 // The Mailer's plugins when a config names none.
 registerDefaultPlugins(defaultPlugins);
+
+// The batch runner and the dev sink (issue 5), for programs that drive a mailing themselves.
+export {
+  runBatch, mailerSender, BatchInputError, readRows, createRenderer, messageIdFor, RowError, readJournal, findInterruptedRun,
+} from './runner/index.js';
+export type { BatchOptions, BatchResult, Sender, SendInfo, MailerLike, Row, RenderedRow, Summary, Totals, ReportRow, JournalRecord } from './runner/index.js';
+export { startDevServer } from './devserver/index.js';
+export type { DevServer, DevServerOptions, StoredMessage } from './devserver/index.js';
