@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
-    include: ['test/interop/**/*.test.ts'],
+    include: ['test/interop/**/*.test.ts', 'test/queue/**/*.test.ts'],
     exclude: ['node_modules/**', 'dist/**'],
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -114,7 +114,9 @@ function* repeatItems(n: number, item: BatchItem): Generator<BatchItem> {
 }
 
 async function msBig(t: Task) {
-  payload.dottedChunks(0).next(); // builds the 8 MiB pool outside the measured part
+  // Builds the 8 MiB pool outside the measured part; scenario 6 streams a file and never uses it (the
+  // pool's construction alone peaks at ~115 MB RSS, which used to be what scenario 6 reported).
+  if (!t.file) payload.dottedChunks(0).next();
   const clients = await msClients(t);
   const c = clients[0]!;
   return async (): Promise<Measured> => {
@@ -205,7 +207,7 @@ async function nmRaw(t: Task) {
 }
 
 async function nmBig(t: Task) {
-  payload.dottedChunks(0).next();
+  if (!t.file) payload.dottedChunks(0).next(); // as in msBig
   const tr = await nmTransport(t);
   const envelope = { from: FROM, to: [TO] };
   await tr.sendMail({ envelope, raw: 'Subject: warm\r\n\r\nup\r\n' });

@@ -12,6 +12,7 @@ import { demoCommand } from './demo.js';
 import { devServerCommand } from './dev-server.js';
 import { probeCommand } from './probe-command.js';
 import { sendCommand } from './send.js';
+import { workerCommand } from './worker.js';
 
 export function buildProgram(): Command {
   const program = new Command('mailstage')
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(add --help for usage)')
     .addHelpText('after', '\nExit codes: 0 ok, 1 delivery failures, 2 bad input or config, 130 batch interrupted.');
   batchCommand(program);
+  workerCommand(program);
   sendCommand(program);
   probeCommand(program);
   configCommand(program);

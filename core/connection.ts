@@ -119,11 +119,17 @@ export class Connection {
     return (await this.send(text, 1, stage, timeout))[0]!;
   }
 
-  /** Writes bytes; resolves once the socket will take more (backpressure), or fails on `timeout`. */
-  write(data: Buffer | string, stage: SmtpStage, timeout: number): Promise<void> | undefined {
+  /**
+   * Writes bytes; resolves once the socket will take more (backpressure), or fails on `timeout`.
+   * `flushed`, when given, is called once the socket is done with `data` (handed to the kernel, or
+   * the write failed): only then may the caller reuse that memory. A corked write is not flushed
+   * before the next tick, so the call can come long after this method returned. It is never called
+   * when the connection had already failed.
+   */
+  write(data: Buffer | string, stage: SmtpStage, timeout: number, flushed?: (err?: Error | null) => void): Promise<void> | undefined {
     if (this.failure) return Promise.reject(this.notConnected(stage));
     if (data.length < COALESCE_MAX) this.coalesce();
-    if (this.socket.write(data)) return undefined;
+    if (flushed ? this.socket.write(data, flushed) : this.socket.write(data)) return undefined;
     return this.drain(stage, timeout);
   }
 

@@ -7,13 +7,16 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import Handlebars from 'handlebars';
+import type Handlebars from 'handlebars';
+import { lazyRequire } from '../core/lazy.js';
 import type { BatchConfig, MessageDefaults } from '../core/config/index.js';
 import { SmtpError } from '../core/errors.js';
 import { compileTemplates, parseAddressList, TemplateRenderError, type TemplateSource } from '../core/message/index.js';
 import type { Attachment, MailMessage } from '../core/message/types.js';
 import { BatchInputError, oneLine } from './errors.js';
 import type { Row } from './source.js';
+
+const handlebars = lazyRequire<typeof Handlebars>('handlebars');
 
 /** A row that cannot become a message: bad data, a missing variable, a malformed address. */
 export class RowError extends Error {
@@ -70,7 +73,7 @@ export function createRenderer(options: RendererOptions): Renderer {
   } catch (error) {
     throw new BatchInputError(oneLine(error), { cause: error });
   }
-  const hbs = Handlebars.create();
+  const hbs = handlebars().create();
   const from = compileField(hbs, batch.from ?? options.defaults?.from, 'from', false);
   const to = compileField(hbs, batch.to, 'to', true);
   const cc = compileField(hbs, batch.cc, 'cc', true);

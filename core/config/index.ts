@@ -15,8 +15,7 @@ export {
 } from './load.js';
 export { formatConfig, MASK, type FormatOptions } from './print.js';
 export {
-  configSchema,
-  fileSchema,
+  schemas,
   parseTransportUrl,
   splitHostPort,
   BUILTIN_TLS_MODES,

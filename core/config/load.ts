@@ -6,13 +6,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { cosmiconfig, type Loader } from 'cosmiconfig';
-import { createJiti } from 'jiti';
+import type { Loader } from 'cosmiconfig';
+import type { Jiti } from 'jiti';
 import type { z } from 'zod';
 import { isPlainObject, resolveEnvRefs, type Environ } from './env.js';
 import { ConfigError, formatPath, toConfigIssues, zodErrorMap, type ConfigIssue } from './errors.js';
 import { mergeOverlay } from './merge.js';
-import { configSchema, fileSchema, type ResolvedConfig } from './schema.js';
+import { schemas, type ResolvedConfig } from './schema.js';
 
 export interface LoadedConfig {
   readonly config: ResolvedConfig;
@@ -56,10 +56,15 @@ export const SEARCH_PLACES: readonly string[] = [
 // jiti rather than cosmiconfig's own loaders: its TypeScript loader needs the TypeScript JS API
 // (gone in TS 7) and cannot resolve the config's own imports; jiti handles TS and JS alike, resolves
 // local modules and packages, and with moduleCache off a changed config is re-read on every load.
-const jiti = createJiti(import.meta.url, { moduleCache: false });
-const loadModule: Loader = async (filepath) => jiti.import(filepath, { default: true });
+// Both are loaded when a config file is first looked for, not when the package is imported.
+let jiti: Promise<Jiti> | undefined;
+const loadModule: Loader = async (filepath) => {
+  jiti ??= import('jiti').then(({ createJiti }) => createJiti(import.meta.url, { moduleCache: false }));
+  return (await jiti).import(filepath, { default: true });
+};
 
-function explorer() {
+async function explorer() {
+  const { cosmiconfig } = await import('cosmiconfig');
   return cosmiconfig(MODULE_NAME, {
     searchPlaces: [...SEARCH_PLACES],
     loaders: { '.ts': loadModule, '.mts': loadModule, '.cts': loadModule, '.js': loadModule, '.mjs': loadModule, '.cjs': loadModule },
@@ -83,13 +88,13 @@ async function locate(options: LoadOptions): Promise<Located | undefined> {
   try {
     if (filepath !== undefined) {
       if (!fs.existsSync(filepath)) throw new ConfigError(`Config file not found: ${filepath}`, [], { filepath });
-      const result = await explorer().load(filepath);
+      const result = await (await explorer()).load(filepath);
       if (result === null) {
         throw new ConfigError(`${filepath} has no "${MODULE_NAME}" key`, [], { filepath });
       }
       return { config: result.config, filepath: result.filepath };
     }
-    const result = await explorer().search(cwd);
+    const result = await (await explorer()).search(cwd);
     return result === null ? undefined : { config: result.config, filepath: result.filepath };
   } catch (error) {
     if (error instanceof ConfigError) throw error;
@@ -169,6 +174,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions = {}): Loade
   const input = raw ?? {}; // an empty file
   const inFile = filepath ? ` in ${filepath}` : '';
 
+  const { configSchema, fileSchema } = schemas();
   const asWritten = fileSchema.safeParse(input, PARSE);
   if (!asWritten.success) {
     throw new ConfigError(`Invalid config${inFile}:`, issuesOf(asWritten.error, input, hideInFile), { filepath });

@@ -25,7 +25,8 @@
  * (`parseTransportUrl` does that), and relative paths stay relative (to the config file's
  * directory: `dirname(filepath)`).
  */
-import { z } from 'zod';
+import type * as Zod from 'zod';
+import { lazyRequire } from '../lazy.js';
 import type { Plugin } from '../plugin.js';
 import { isEnvRef, type EnvRef } from './env.js';
 import type { TypeMismatchParams } from './errors.js';
@@ -43,12 +44,12 @@ export type SourceFormat = (typeof SOURCE_FORMATS)[number];
 
 const mismatch = (expected: string): TypeMismatchParams => ({ typeMismatch: true, expected });
 
-const envRefSchema = z.custom<EnvRef>(isEnvRef, { params: mismatch('env()') });
-const pluginSchema = z.custom<Plugin>(
+const envRefSchema = () => z.custom<EnvRef>(isEnvRef, { params: mismatch('env()') });
+const pluginSchema = () => z.custom<Plugin>(
   (v) => typeof v === 'object' && v !== null && typeof (v as { name?: unknown }).name === 'string' && (v as { name: string }).name !== '',
   { error: 'expected a plugin (an object with a non-empty string `name`)', params: { showInput: true } },
 );
-const bufferSchema = z.custom<Buffer>((v) => Buffer.isBuffer(v), { params: mismatch('a Buffer') });
+const bufferSchema = () => z.custom<Buffer>((v) => Buffer.isBuffer(v), { params: mismatch('a Buffer') });
 
 // ---- leaf validators (mode-independent) ----------------------------------------------------------
 
@@ -145,17 +146,17 @@ function buildSchema(mode: Mode) {
 
   // The casts below keep every schema typed as its `resolved` form; the `file`/`overlay` schemas are
   // only ever used for their issues, never for their output type.
-  const optional = <T extends z.ZodType>(s: T) => (mode === 'overlay' ? s.nullish() : s.optional()) as unknown as z.ZodOptional<T>;
-  const required = <T extends z.ZodType>(s: T): T => (resolved ? s : optional(s)) as unknown as T;
-  const withDefault = <T extends z.ZodType>(s: T, value: z.output<T>) =>
-    (resolved ? (s as z.ZodType).default(value as never) : optional(s)) as unknown as z.ZodDefault<T>;
+  const optional = <T extends Zod.ZodType>(s: T) => (mode === 'overlay' ? s.nullish() : s.optional()) as unknown as Zod.ZodOptional<T>;
+  const required = <T extends Zod.ZodType>(s: T): T => (resolved ? s : optional(s)) as unknown as T;
+  const withDefault = <T extends Zod.ZodType>(s: T, value: Zod.output<T>) =>
+    (resolved ? (s as Zod.ZodType).default(value as never) : optional(s)) as unknown as Zod.ZodDefault<T>;
   /** A string field: env() is allowed here until resolution. */
-  const str = <T extends z.ZodType<string>>(s: T): T =>
-    (resolved ? s : z.union([s, envRefSchema])) as unknown as T;
-  const transform = <T extends z.ZodType, O>(s: T, fn: (v: z.output<T>) => O) =>
-    (resolved ? s.transform(fn) : s) as unknown as z.ZodType<O, z.input<T>>;
-  const recordValue = <T extends z.ZodType>(s: T): T => (mode === 'overlay' ? s.nullable() : s) as unknown as T;
-  const object = <S extends z.core.$ZodLooseShape>(shape: S) => z.strictObject(shape);
+  const str = <T extends Zod.ZodType<string>>(s: T): T =>
+    (resolved ? s : z.union([s, envRefSchema()])) as unknown as T;
+  const transform = <T extends Zod.ZodType, O>(s: T, fn: (v: Zod.output<T>) => O) =>
+    (resolved ? s.transform(fn) : s) as unknown as Zod.ZodType<O, Zod.input<T>>;
+  const recordValue = <T extends Zod.ZodType>(s: T): T => (mode === 'overlay' ? s.nullable() : s) as unknown as T;
+  const object = <S extends Zod.core.$ZodLooseShape>(shape: S) => z.strictObject(shape);
 
   const rateLimit = object({
     messages: required(intRange(1)),
@@ -181,7 +182,7 @@ function buildSchema(mode: Mode) {
   });
   const poolDefaults = { maxConnections: 5, maxMessages: 100 } as const;
 
-  const pem = () => z.union([str(z.string().min(1, { error: 'must not be empty' })), bufferSchema]);
+  const pem = () => z.union([str(z.string().min(1, { error: 'must not be empty' })), bufferSchema()]);
 
   const tlsOptions = object({
     ca: optional(z.union([pem(), z.array(pem())])),
@@ -203,7 +204,7 @@ function buildSchema(mode: Mode) {
   const transportShape = object({
     host: optional(str(hostString())),
     port: optional(intRange(1, 65535)),
-    tls: optional(str(token() as unknown as z.ZodType<TlsMode, TlsMode>)),
+    tls: optional(str(token() as unknown as Zod.ZodType<TlsMode, TlsMode>)),
     tlsOptions: optional(tlsOptions),
     localHostname: optional(str(token())),
     allowInsecureAuth: optional(z.boolean()),
@@ -286,7 +287,7 @@ function buildSchema(mode: Mode) {
     format: optional(z.enum(SOURCE_FORMATS)),
     delimiter: optional(z.enum([',', ';', '\t'])),
   });
-  type SourceInput = string | z.output<typeof sourceObject>;
+  type SourceInput = string | Zod.output<typeof sourceObject>;
   const source = transform(
     z.union([path(), sourceObject]).superRefine((v: SourceInput, ctx) => {
       const p = typeof v === 'string' ? v : v.path;
@@ -331,7 +332,7 @@ function buildSchema(mode: Mode) {
   });
 
   return object({
-    plugins: optional(z.array(pluginSchema)),
+    plugins: optional(z.array(pluginSchema())),
     transport: optional(transport),
     auth: optional(auth),
     envelope: optional(envelope),
@@ -343,29 +344,48 @@ function buildSchema(mode: Mode) {
 
 // ---- the schemas ---------------------------------------------------------------------------------
 
-/** The resolved config of one environment (defaults applied, shorthands normalised). */
-export const configSchema = buildSchema('resolved').superRefine((config, ctx) => {
-  // A TLS mode must be built in or provided by an installed plugin: catches `tls: 'requried'` too.
-  const tls = config.transport?.tls;
-  if (typeof tls !== 'string' || (BUILTIN_TLS_MODES as readonly string[]).includes(tls)) return;
-  const provided = (config.plugins ?? []).flatMap((p) => (p.tlsPolicies ?? []).map((t) => t.name));
-  if (!provided.includes(tls)) {
-    const from = provided.length > 0 ? `; plugins provide ${provided.join(', ')}` : '';
-    ctx.addIssue({
-      code: 'custom',
-      path: ['transport', 'tls'],
-      message: `expected ${BUILTIN_TLS_MODES.join(', ')} or a TLS policy from an installed plugin${from}`,
-      params: { showInput: true },
-    });
+// zod is loaded, and the schemas built, on the first validation: not when the package is imported.
+const zod = lazyRequire<typeof Zod>('zod');
+let z: typeof Zod.z;
+
+function buildSchemas() {
+  /** The resolved config of one environment (defaults applied, shorthands normalised). */
+  const configSchema = buildSchema('resolved').superRefine((config, ctx) => {
+    // A TLS mode must be built in or provided by an installed plugin: catches `tls: 'requried'` too.
+    const tls = config.transport?.tls;
+    if (typeof tls !== 'string' || (BUILTIN_TLS_MODES as readonly string[]).includes(tls)) return;
+    const provided = (config.plugins ?? []).flatMap((p) => (p.tlsPolicies ?? []).map((t) => t.name));
+    if (!provided.includes(tls)) {
+      const from = provided.length > 0 ? `; plugins provide ${provided.join(', ')}` : '';
+      ctx.addIssue({
+        code: 'custom',
+        path: ['transport', 'tls'],
+        message: `expected ${BUILTIN_TLS_MODES.join(', ')} or a TLS policy from an installed plugin${from}`,
+        params: { showInput: true },
+      });
+    }
+  });
+
+  const environmentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'expected an environment name (letters, digits, _ . -)' });
+
+  /** The config file as written: all optional, env() allowed, overlays checked at their own paths. */
+  const fileSchema = buildSchema('file').extend({
+    environments: z.record(environmentName, buildSchema('overlay')).optional(),
+  });
+  return { configSchema, fileSchema };
+}
+
+type Schemas = ReturnType<typeof buildSchemas>;
+let built: Schemas | undefined;
+
+/** The resolved-config schema and the file schema, built on first use. */
+export function schemas(): Schemas {
+  if (built === undefined) {
+    z = zod().z;
+    built = buildSchemas();
   }
-});
-
-const environmentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'expected an environment name (letters, digits, _ . -)' });
-
-/** The config file as written: all optional, env() allowed, overlays checked at their own paths. */
-export const fileSchema = buildSchema('file').extend({
-  environments: z.record(environmentName, buildSchema('overlay')).optional(),
-});
+  return built;
+}
 
 // ---- types ---------------------------------------------------------------------------------------
 
@@ -401,7 +421,7 @@ export type DeepReadonly<T> = T extends Primitive | Opaque
       : T;
 
 /** The config without `environments`, as a user writes it. */
-export type BaseConfig = WithEnv<z.input<typeof configSchema>>;
+export type BaseConfig = WithEnv<Zod.input<Schemas['configSchema']>>;
 export type EnvironmentConfig = DeepPartial<BaseConfig>;
 
 /** What `defineConfig` takes and a config file exports. */
@@ -410,7 +430,7 @@ export type MailstageConfig = BaseConfig & {
 };
 
 /** What `loadConfig` returns in `config`: one environment, env() resolved, defaults applied. */
-export type ResolvedConfig = DeepReadonly<z.output<typeof configSchema>>;
+export type ResolvedConfig = DeepReadonly<Zod.output<Schemas['configSchema']>>;
 export type TransportConfig = NonNullable<ResolvedConfig['transport']>;
 export type AuthConfig = NonNullable<ResolvedConfig['auth']>;
 export type EnvelopeConfig = NonNullable<ResolvedConfig['envelope']>;

@@ -4,10 +4,13 @@
  * and re-emitting group syntax is not worth its edge cases. Control characters are refused here, at
  * the first place user text is touched, so no later stage can be tricked into header injection.
  */
-import libmime from 'libmime';
+import type Libmime from 'libmime';
+import { lazyRequire } from '../lazy.js';
 import { SmtpInvalidInputError } from '../errors.js';
 import { encodeWords } from './headers.js';
 import type { Address, AddressList, AddressObject } from './types.js';
+
+const libmime = lazyRequire<typeof Libmime>('libmime');
 
 export interface ParsedAddress {
   readonly name?: string;
@@ -135,7 +138,7 @@ function mailboxFromDraft(draft: Draft, field: string): ParsedAddress {
   checkMailbox(field, address);
   let name = nameText.replace(/\u0001/g, '').replace(/\s+/g, ' ').trim() || draft.comment.trim();
   // Headers read back from raw messages may carry RFC 2047 words in names.
-  if (/=\?[^?]+\?[bBqQ]\?/.test(name)) name = libmime.decodeWords(name);
+  if (/=\?[^?]+\?[bBqQ]\?/.test(name)) name = libmime().decodeWords(name);
   return name === '' ? { address } : { name, address };
 }
 

@@ -6,8 +6,11 @@
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import * as libqp from 'libqp';
+import type * as Libqp from 'libqp';
+import { lazyRequire } from '../lazy.js';
 import { SmtpInvalidInputError } from '../errors.js';
+
+const libqp = lazyRequire<typeof Libqp>('libqp');
 
 export type TransferEncoding = '7bit' | 'quoted-printable' | 'base64';
 
@@ -61,7 +64,10 @@ export function base64Size(n: number): number {
 
 export function encodeBody(data: Buffer, encoding: TransferEncoding): Buffer {
   if (encoding === 'base64') return Buffer.from(base64Lines(data), 'ascii');
-  if (encoding === 'quoted-printable') return Buffer.from(libqp.wrap(libqp.encode(data), LINE), 'ascii');
+  if (encoding === 'quoted-printable') {
+    const qp = libqp();
+    return Buffer.from(qp.wrap(qp.encode(data), LINE), 'ascii');
+  }
   return data;
 }
 

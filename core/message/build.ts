@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
-import libmime from 'libmime';
+import type Libmime from 'libmime';
+import { lazyRequire } from '../lazy.js';
 import { SmtpInvalidInputError } from '../errors.js';
 import type { BuildContext, MessageBuilder } from '../plugin.js';
 import {
@@ -25,6 +26,8 @@ import {
 } from './headers.js';
 import { mimeSkeleton, type PartRole } from './skeleton.js';
 import type { Attachment, BuiltMessage, MailMessage, MessageBody } from './types.js';
+
+const libmime = lazyRequire<typeof Libmime>('libmime');
 
 /** One MIME leaf: its header lines (folded, without the blank line) and its encoded body. */
 interface Part {
@@ -45,7 +48,7 @@ export async function buildMimeMessage(message: MailMessage, ctx: BuildContext):
   const envelope = envelopeFromMessage(message);
   const header = topHeaders(message, ctx);
   const parts = [...(await textParts(message)), ...(await attachmentParts(message))];
-  const skeleton = mimeSkeleton(parts.map((p) => p.role));
+  const skeleton = await mimeSkeleton(parts.map((p) => p.role));
 
   const head = skeleton.contentType === undefined
     ? [...header.lines, 'MIME-Version: 1.0', ...parts[0].headers]
@@ -282,7 +285,7 @@ async function attachmentPart(a: Attachment, field: string, hasHtml: boolean): P
   }
   const filename = a.filename === false ? undefined : a.filename ?? (a.path ? basename(a.path) : undefined);
   if (filename !== undefined) assertNoControl(`${field}.filename`, filename);
-  const contentType = a.contentType ?? (filename ? libmime.detectMimeType(filename) : 'application/octet-stream');
+  const contentType = a.contentType ?? (filename ? libmime().detectMimeType(filename) : 'application/octet-stream');
   assertNoControl(`${field}.contentType`, contentType);
   const [mimeType, ...typeParams] = contentType.split(';').map((s) => s.trim());
   if (!MIME_TYPE.test(mimeType)) throw new SmtpInvalidInputError(`${field}.contentType`, `not a MIME type: ${JSON.stringify(contentType)}`);

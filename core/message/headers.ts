@@ -3,8 +3,11 @@
  * CRLF-folded text whose lines stay within 78 octets where a fold point exists and never exceed 998
  * (RFC 5322 §2.1.1) — the two limits mimetext ignores.
  */
-import libmime from 'libmime';
+import type Libmime from 'libmime';
+import { lazyRequire } from '../lazy.js';
 import { SmtpInvalidInputError } from '../errors.js';
+
+const libmime = lazyRequire<typeof Libmime>('libmime');
 
 export const CRLF = '\r\n';
 const PREFERRED_LINE = 78;
@@ -124,7 +127,7 @@ function quoteParam(value: string): string {
  */
 export function paramTokens(key: string, value: string): readonly string[] {
   if (/^[\x20-\x7e]*$/.test(value) && value.length <= 60) return [`${key}=${quoteParam(value)}`];
-  const params = libmime.buildHeaderParam(key, value, 50).map((p) => `${p.key}=${p.key.endsWith('*') ? p.value : quoteParam(p.value)}`);
+  const params = libmime().buildHeaderParam(key, value, 50).map((p) => `${p.key}=${p.key.endsWith('*') ? p.value : quoteParam(p.value)}`);
   // Continuations are separate parameters: each but the last needs its `;`.
   return params.map((p, i) => (i < params.length - 1 ? `${p};` : p));
 }

@@ -6,7 +6,12 @@
  * wrong (headers, encodings, bare LF, boundary quoting) is replaced or corrected here, see DESIGN.md.
  */
 import { randomBytes } from 'node:crypto';
-import { createMimeMessage, MIMEMessage } from 'mimetext';
+import type * as Mimetext from 'mimetext';
+
+// Loaded on the first composed message, not when the package is imported. An import(), not
+// lazyRequire: mimetext's CommonJS build is broken (a .js file in a "type": "module" package).
+let mimetext: typeof Mimetext | undefined;
+let loading: Promise<typeof Mimetext> | undefined;
 
 export type PartRole = 'text' | 'html' | 'attachment' | 'inline';
 
@@ -27,8 +32,9 @@ function boundary(kind: string): string {
   return `=_ms_${kind}_${randomBytes(12).toString('hex')}`;
 }
 
-export function mimeSkeleton(roles: readonly PartRole[]): Skeleton {
+export async function mimeSkeleton(roles: readonly PartRole[]): Promise<Skeleton> {
   // mimetext's node entry bakes in os.EOL; a message of our own with '\r\n' avoids bare LF.
+  const { createMimeMessage, MIMEMessage } = mimetext ??= await (loading ??= import('mimetext'));
   const msg = new MIMEMessage({ ...createMimeMessage().envctx, eol: '\r\n' });
   msg.boundaries = { mixed: boundary('mixed'), alt: boundary('alt'), related: boundary('rel') };
   // Required by mimetext's header dump; the whole top-level header block is replaced anyway.

@@ -5,8 +5,11 @@
  * lacks is an error naming it and the row, never an empty string in a sent mail.
  */
 import { readFileSync } from 'node:fs';
-import Handlebars from 'handlebars';
+import type Handlebars from 'handlebars';
+import { lazyRequire } from '../lazy.js';
 import { SmtpInvalidInputError } from '../errors.js';
+
+const handlebars = lazyRequire<typeof Handlebars>('handlebars');
 
 export type TemplatePart = 'subject' | 'text' | 'html';
 export type TemplateSource = string | { readonly path: string };
@@ -77,7 +80,7 @@ function loadSource(part: TemplatePart, source: TemplateSource): string {
 
 export function compileTemplates(sources: TemplateSources, options: TemplateOptions = {}): CompiledTemplates {
   // A private environment: helpers and partials of one template set never leak into another.
-  const hbs = Handlebars.create();
+  const hbs = handlebars().create();
   hbs.registerHelper({ ...BUILT_IN_HELPERS, ...options.helpers });
   for (const [name, partial] of Object.entries(options.partials ?? {})) hbs.registerPartial(name, partial);
 

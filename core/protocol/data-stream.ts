@@ -23,9 +23,19 @@ export interface DotStufferOptions {
   readonly stuff: boolean;
 }
 
+/**
+ * Where `push` may render a changed chunk: returns a Buffer of at least `size` bytes that the stuffer
+ * may overwrite (from a pool the caller recycles once the bytes are on the socket), or undefined to
+ * allocate a fresh one. The result of `push` is then a view of its first bytes.
+ */
+export type OutputAllocator = (size: number) => Buffer | undefined;
+
 export interface DotStuffer {
-  /** Transforms one chunk; returns the bytes to write (the SAME Buffer when nothing needed changing). */
-  push(chunk: Buffer): Buffer;
+  /**
+   * Transforms one chunk; returns the bytes to write (the SAME Buffer when nothing needed changing).
+   * With `into`, a changed chunk is rendered into the Buffer it hands out (see OutputAllocator).
+   */
+  push(chunk: Buffer, into?: OutputAllocator): Buffer;
   /**
    * Ends the body and returns what must still be written: the line end of an unterminated last line
    * (a lone `\n` when the body ended in a CR that was already passed through) and, when stuffing, the
@@ -134,10 +144,12 @@ function createCore(stuff: boolean): Core {
 }
 
 /** Copies `chunk` with the recorded insertions, then `tail`, into one exact-size Buffer. */
-function render(chunk: Buffer, ins: readonly number[], tail: Buffer): Buffer {
+function render(chunk: Buffer, ins: readonly number[], tail: Buffer, into?: OutputAllocator): Buffer {
   const len = chunk.length;
   const extra = ins.length >>> 1;
-  const out = Buffer.allocUnsafe(len + extra + tail.length);
+  const size = len + extra + tail.length;
+  const target = into?.(size);
+  const out = target && target.length >= size ? (target.length === size ? target : target.subarray(0, size)) : Buffer.allocUnsafe(size);
   // One memcpy of the whole chunk to the right by `extra`, then each unchanged run is moved left into
   // place with copyWithin (a memmove). Measured faster than set(subarray()) per run: that allocates a
   // view object for every run, and with ~80-byte lines the garbage costs more than the second copy.
@@ -169,7 +181,7 @@ export function createDotStuffer(options: DotStufferOptions = STUFF_DEFAULT): Do
   let ended = false;
 
   return {
-    push(chunk: Buffer): Buffer {
+    push(chunk: Buffer, into?: OutputAllocator): Buffer {
       if (ended) throw new Error('DotStuffer: push() after end()');
       const len = chunk.length;
       if (len === 0) return chunk;
@@ -182,7 +194,7 @@ export function createDotStuffer(options: DotStufferOptions = STUFF_DEFAULT): Do
         bytesOut += len;
         return chunk; // zero copy
       }
-      const out = render(chunk, ins, TAIL_NONE);
+      const out = render(chunk, ins, TAIL_NONE, into);
       bytesOut += out.length;
       return out;
     },

@@ -40,11 +40,13 @@ export async function sendDataBody(
     return final;
   }
   const stuffer = createDotStuffer({ stuff: true });
+  const pool = new OutputPool();
   try {
     for await (const chunk of bodyChunks(body)) {
-      const out = stuffer.push(chunk);
+      const out = stuffer.push(chunk, pool.take);
       if (out.length === 0) continue;
-      const p = conn.write(out, 'body', timeouts.data);
+      // A rendered chunk in a pooled buffer goes back to the pool once the socket has flushed it.
+      const p = conn.write(out, 'body', timeouts.data, pool.lent(out));
       if (p) await p;
     }
   } catch (err) {
@@ -141,6 +143,47 @@ export async function sendBdatBody(
 }
 
 function noop(): void {}
+
+/** Rendered chunks at least this big are rendered into pooled buffers; smaller ones come from Node's
+ *  own 8 KiB slab (Buffer.allocUnsafe), which costs no separate external allocation. */
+const POOL_MIN = 4096;
+/** Buffers kept for reuse: the socket holds one or two body writes at a time (its high-water mark is
+ *  below one 64 KiB chunk), so a few suffice; more in flight just allocate. */
+const POOL_KEEP = 4;
+
+/**
+ * Reusable output buffers for the dot-stuffer. A streamed body that needs stuffing (lines starting
+ * with '.', bare LFs) would otherwise allocate one new Buffer per input chunk: external memory that
+ * only a GC returns, so a long body kept tens of MB of dead chunks around between collections. A
+ * buffer is lent for one socket write and only comes back through that write's callback: a corked
+ * write (see Connection.coalesce) or one queued behind backpressure is not reused before the socket
+ * is done with it. A write that never reports back just leaves its buffer to the GC.
+ */
+class OutputPool {
+  private readonly free: Buffer[] = [];
+  private lentBuf: Buffer | undefined;
+
+  /** OutputAllocator: a free buffer big enough, a new one, or undefined for small outputs. */
+  readonly take = (size: number): Buffer | undefined => {
+    if (size < POOL_MIN) return undefined;
+    let buf: Buffer | undefined;
+    while ((buf = this.free.pop()) !== undefined && buf.length < size);
+    // Room for the common case (64 KiB reads plus their inserted bytes) so one size serves them all.
+    buf ??= Buffer.allocUnsafeSlow(Math.max(size, 80 * 1024));
+    this.lentBuf = buf;
+    return buf;
+  };
+
+  /** The write callback that returns the buffer behind `out`, when `out` was rendered into one. */
+  lent(out: Buffer): ((err?: Error | null) => void) | undefined {
+    const buf = this.lentBuf;
+    this.lentBuf = undefined;
+    if (buf === undefined || out.buffer !== buf.buffer) return undefined;
+    return () => {
+      if (this.free.length < POOL_KEEP) this.free.push(buf);
+    };
+  }
+}
 
 function passThrough(): { push(chunk: Buffer): Buffer; end(): Buffer } {
   return { push: (chunk) => chunk, end: () => Buffer.alloc(0) };

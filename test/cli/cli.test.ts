@@ -133,10 +133,17 @@ describe('mailstage CLI', () => {
       expect((await runCli(['batch', '--frobnicate'])).code).toBe(2);
       const dir = tempDir();
       writeConfig(dir, server.port);
-      for (const flag of [['--queue', 'redis://127.0.0.1:6379'], ['--status', 'x']]) {
-        const r = await runCli(['batch', ...flag], { cwd: dir });
+      // Misuse of the queue flags is caught before Redis is contacted (test/queue/ has the rest).
+      const misuse: [string[], RegExp][] = [
+        [['--status', 'x'], /--status needs --queue/],
+        [['--queue', 'http://127.0.0.1:6379', '--send'], /redis:\/\/ or rediss:\/\//],
+        [['--queue', 'redis://127.0.0.1:6379', '--send', '--resume'], /--resume and --skip-unknown are for in-process runs/],
+        [['--run', 'r1'], /--run only applies with --queue and --send/],
+      ];
+      for (const [flags, message] of misuse) {
+        const r = await runCli(['batch', ...flags], { cwd: dir });
         expect(r.code).toBe(2);
-        expect(oneLine(r.stderr)).toMatch(/not available yet/);
+        expect(oneLine(r.stderr)).toMatch(message);
       }
     });
 

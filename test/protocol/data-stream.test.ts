@@ -534,3 +534,25 @@ describe('memory', () => {
     expect(peak - before).toBeLessThan(50 * 1024 * 1024);
   });
 });
+
+describe('rendering into caller-provided buffers (the data stage pools them)', () => {
+  it('gives the same bytes as allocating, rendered in place when the buffer is big enough', () => {
+    const chunks = ['.a\nb\r\n.c', '\r', '\n.d\n', 'plain text\r\n', '\n\n.'].map((s) => Buffer.from(s, 'latin1'));
+    const plain = createDotStuffer();
+    const pooled = createDotStuffer();
+    const backing = Buffer.alloc(64, 0xff);
+    const asked: number[] = [];
+    for (const chunk of chunks) {
+      const a = plain.push(chunk);
+      const b = pooled.push(chunk, (size) => { asked.push(size); return backing; });
+      expect(b.equals(a)).toBe(true);
+      if (b !== chunk) expect(b.buffer).toBe(backing.buffer); // rendered into the lent buffer
+    }
+    expect(pooled.end().equals(plain.end())).toBe(true);
+    expect(asked.length).toBeGreaterThan(0);
+    // An allocator that declines (undefined) or lends a too-small buffer falls back to allocating.
+    const s = createDotStuffer();
+    expect(s.push(Buffer.from('.x\n'), () => undefined).toString('latin1')).toBe('..x\r\n');
+    expect(createDotStuffer().push(Buffer.from('.x\n'), () => Buffer.alloc(2)).toString('latin1')).toBe('..x\r\n');
+  });
+});
