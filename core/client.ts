@@ -655,29 +655,8 @@ export class SmtpClient implements AsyncDisposable {
       }
     }
 
-    const mailReply = replies[0]!;
     const dataReply = pipelineData ? replies[1 + n] : undefined;
-    if (mailReply.code !== 250) {
-      await this.abandon(conn, mailReply, dataReply);
-      throw new SmtpSenderRefusedError(mailReply, sender);
-    }
-    const refused: Record<string, SmtpReply> = {};
-    const accepted: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const r = replies[1 + i];
-      if (!r) break;
-      if (r.code === 250 || r.code === 251) accepted.push(originals[i]!);
-      else refused[originals[i]!] = r;
-      if (r.code === 421) {
-        this.close();
-        for (let j = i + 1; j < n; j++) refused[originals[j]!] = r;
-        throw new SmtpRecipientsRefusedError(refused);
-      }
-    }
-    if (accepted.length === 0) {
-      await this.abandon(conn, mailReply, dataReply);
-      throw new SmtpRecipientsRefusedError(refused);
-    }
+    const { accepted, refused } = await this.envelopeVerdict(conn, sender, originals, replies, dataReply);
 
     let final: SmtpReply[];
     if (chunked) {
@@ -700,24 +679,43 @@ export class SmtpClient implements AsyncDisposable {
   }
 
   private async finishOneShot(conn: Connection, sender: string, originals: string[], replies: SmtpReply[]): Promise<SendmailResult> {
-    const n = originals.length;
+    const bdatReply = replies[1 + originals.length]!;
+    const { accepted, refused } = await this.envelopeVerdict(conn, sender, originals, replies, bdatReply);
+    return this.finish(conn, sender, originals, accepted, refused, [bdatReply], false);
+  }
+
+  /**
+   * Reads the MAIL and RCPT replies (replies[0], replies[1..n]): sender refused → RSET and
+   * SmtpSenderRefusedError; a 421 closes; every recipient refused → RSET and
+   * SmtpRecipientsRefusedError. `after` is the reply to what was pipelined behind them (DATA's 354,
+   * or the one-shot BDAT's), which decides how the transaction is abandoned.
+   */
+  private async envelopeVerdict(
+    conn: Connection, sender: string, originals: readonly string[], replies: readonly SmtpReply[], after: SmtpReply | undefined,
+  ): Promise<{ accepted: string[]; refused: Record<string, SmtpReply> }> {
     const mailReply = replies[0]!;
-    const bdatReply = replies[1 + n]!;
     if (mailReply.code !== 250) {
-      await this.abandon(conn, mailReply, undefined);
+      await this.abandon(conn, mailReply, after);
       throw new SmtpSenderRefusedError(mailReply, sender);
     }
     const refused: Record<string, SmtpReply> = {};
     const accepted: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const r = replies[1 + i]!;
-      if (r.code === 250 || r.code === 251) accepted.push(originals[i]!); else refused[originals[i]!] = r;
+    for (let i = 0; i < originals.length; i++) {
+      const r = replies[1 + i];
+      if (!r) break;
+      if (r.code === 250 || r.code === 251) accepted.push(originals[i]!);
+      else refused[originals[i]!] = r;
+      if (r.code === 421) {
+        this.close();
+        for (let j = i + 1; j < originals.length; j++) refused[originals[j]!] = r;
+        throw new SmtpRecipientsRefusedError(refused);
+      }
     }
     if (accepted.length === 0) {
-      await this.abandon(conn, bdatReply, undefined);
+      await this.abandon(conn, mailReply, after);
       throw new SmtpRecipientsRefusedError(refused);
     }
-    return this.finish(conn, sender, originals, accepted, refused, [bdatReply], false);
+    return { accepted, refused };
   }
 
   private async finish(
