@@ -105,6 +105,35 @@ export class SmtpRecipientRefusedError extends SmtpResponseError {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return ms <= 0 ? Promise.resolve() : delay(ms);
+/**
+ * Waits `ms`; with a signal the wait ends early when it is aborted (rejecting with the signal's
+ * reason, an AbortError), so a Ctrl-C never waits out a backoff.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason ?? abortError());
+  if (ms <= 0) return Promise.resolve();
+  return signal ? delay(ms, undefined, { signal }) : delay(ms);
+}
+
+function abortError(): Error {
+  const e = new Error('aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET']);
+
+/**
+ * The server could not be reached or would not talk: nothing was said about any message (refused,
+ * DNS, timeout or drop while connecting, a greeting that is not 220, a STARTTLS that failed). The one
+ * definition, used by the Mailer (try the next host), the runner and the queue (stop before every row
+ * is marked failed). A reply to a command of ours (a 4xx to MAIL, say) is not "unreachable".
+ */
+export function isUnreachable(err: unknown): boolean {
+  if (err instanceof SmtpError) {
+    if (err.stage !== 'connect' && err.stage !== 'greeting' && err.stage !== 'starttls') return false;
+    return !err.permanent || !(err instanceof SmtpResponseError);
+  }
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
 }
