@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig, type LoadedConfig } from '../index.js';
 import { SmtpInvalidInputError } from '../core/errors.js';
 import { BatchInputError } from '../runner/errors.js';
+import { printable } from '../core/printable.js';
 
 export const EXIT_OK = 0;
 export const EXIT_DELIVERY = 1;
@@ -48,14 +49,15 @@ export function exitCodeOf(error: unknown): number {
   return EXIT_DELIVERY;
 }
 
-/** One line, whatever the error: multi-line messages (config issues, server replies) are joined. */
+/**
+ * What the user is told. A config error keeps its lines (one per bad path, the syntax error's
+ * source line); anything else is one line (server replies may span several). Either way every
+ * control character is escaped: a server's or a row's text must not drive the terminal.
+ */
 export function describeError(error: unknown): string {
-  if (error instanceof ConfigError) {
-    const head = error.message.split('\n')[0]!.replace(/:$/, '');
-    return error.issues.length === 0 ? head : `${head}: ${error.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`;
-  }
+  if (error instanceof ConfigError) return printable(error.message, { newlines: true });
   const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/\s*\r?\n\s*/g, '; ').trim();
+  return printable(text.replace(/\s*\r?\n\s*/g, '; ').trim());
 }
 
 /** Runs a command body, reports a failure as one line, and sets the exit code. */
@@ -68,7 +70,7 @@ export function action<A extends unknown[]>(body: (...args: A) => Promise<number
     } catch (error) {
       const debug = globals(command).debug === true;
       process.stderr.write(`mailstage: ${describeError(error)}\n`);
-      if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+      if (debug && error instanceof Error && error.stack) process.stderr.write(`${printable(error.stack, { newlines: true })}\n`);
       process.exitCode = exitCodeOf(error);
     }
   };

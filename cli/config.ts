@@ -1,6 +1,7 @@
 /** `mailstage config check` / `config print`: the resolved config, secrets masked. */
 import type { Command } from 'commander';
 import { formatConfig } from '../index.js';
+import { printable } from '../core/printable.js';
 import { action, globals, loadCliConfig } from './common.js';
 
 export function configCommand(program: Command): void {
@@ -10,8 +11,8 @@ export function configCommand(program: Command): void {
     .description('validate the config and show the resolved environment; exit 2 when invalid')
     .action(action(async (_flags: unknown, command: Command) => {
       const loaded = await loadCliConfig(globals(command));
-      process.stdout.write(`config ok: ${loaded.filepath ?? '(inline)'}, environment ${loaded.environment ?? '(base)'}\n`);
-      process.stdout.write(`${formatConfig(loaded)}\n`);
+      process.stdout.write(printable(`config ok: ${loaded.filepath ?? '(inline)'}, environment ${loaded.environment ?? '(base)'}\n`, { newlines: true }));
+      process.stdout.write(`${printable(formatConfig(loaded), { newlines: true })}\n`);
     }));
   config
     .command('print')
@@ -19,6 +20,6 @@ export function configCommand(program: Command): void {
     .option('--json', 'as JSON (the config object alone)')
     .action(action(async (flags: { json?: boolean }, command: Command) => {
       const loaded = await loadCliConfig(globals(command));
-      process.stdout.write(`${formatConfig(loaded, { json: flags.json === true })}\n`);
+      process.stdout.write(`${printable(formatConfig(loaded, { json: flags.json === true }), { newlines: true })}\n`);
     }));
 }

@@ -1,6 +1,7 @@
 /** `mailstage probe <target>`. */
 import type { Command } from 'commander';
 import { action, globals, positiveInt } from './common.js';
+import { printableJson } from '../core/printable.js';
 import { formatProbe, parseProbeTarget, probe } from './probe.js';
 
 export function probeCommand(program: Command): void {
@@ -21,6 +22,6 @@ export function probeCommand(program: Command): void {
         ...(flags.ehlo ? { localHostname: flags.ehlo } : {}),
         debug: globals(command).debug === true,
       });
-      process.stdout.write(`${flags.json ? JSON.stringify(report, null, 2) : formatProbe(report)}\n`);
+      process.stdout.write(`${flags.json ? printableJson(report, 2) : formatProbe(report)}\n`);
     }));
 }

@@ -7,6 +7,7 @@
  * The TLS handshake never rejects the certificate: a probe is for finding out, so verification is
  * reported (`verified: false` and why) instead of ending the session.
  */
+import { printable } from '../core/printable.js';
 import type * as tls from 'node:tls';
 import { defaultPlugins, SmtpClient } from '../index.js';
 import lmtp from '../plugins/lmtp/index.js';
@@ -193,5 +194,6 @@ export function formatProbe(r: ProbeReport): string {
   lines.push(`  SIZE         ${r.size === null ? 'not advertised' : r.size === 0 ? 'advertised, no limit' : `${r.size} octets (${(r.size / 1048576).toFixed(1)} MiB)`}`);
   const e = r.extensions;
   lines.push(`  PIPELINING ${yes(e.pipelining)} · CHUNKING ${yes(e.chunking)} · DSN ${yes(e.dsn)} · SMTPUTF8 ${yes(e.smtputf8)} · 8BITMIME ${yes(e['8bitmime'])} · ENHANCEDSTATUSCODES ${yes(e.enhancedstatuscodes)} · REQUIRETLS ${yes(e.requiretls)}`);
-  return lines.join('\n');
+  // Every field above may come from the server (greeting, keywords, certificate names, errors).
+  return lines.map((l) => printable(l)).join('\n');
 }

@@ -41,3 +41,14 @@ export function printable(text: unknown, options: PrintableOptions = {}): string
     return escapeOne(ch);
   });
 }
+
+const JSON_UNSAFE = /[\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * JSON for a terminal: `JSON.stringify` escapes C0 controls but leaves DEL, C1 controls and bidi
+ * overrides as they are; here they become `\uXXXX` escapes too, so the output is still valid JSON
+ * and parses back to the same value.
+ */
+export function printableJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(JSON_UNSAFE, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

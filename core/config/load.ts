@@ -12,7 +12,7 @@ import type { z } from 'zod';
 import { isPlainObject, resolveEnvRefs, type Environ } from './env.js';
 import { ConfigError, formatPath, toConfigIssues, zodErrorMap, type ConfigIssue } from './errors.js';
 import { mergeOverlay } from './merge.js';
-import { schemas, type ResolvedConfig } from './schema.js';
+import { schemas, semanticIssues, type ResolvedConfig } from './schema.js';
 
 export interface LoadedConfig {
   readonly config: ResolvedConfig;
@@ -99,11 +99,41 @@ async function locate(options: LoadOptions): Promise<Located | undefined> {
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     const where = (error as { filepath?: unknown }).filepath ?? filepath;
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(`Cannot load config${typeof where === 'string' ? ` ${where}` : ''}: ${reason}`, [], {
-      cause: error,
-      filepath: typeof where === 'string' ? where : undefined,
-    });
+    throw cannotLoad(error, typeof where === 'string' ? where : undefined);
+  }
+}
+
+/**
+ * A config that does not parse or throws while it is evaluated. The loader's message carries the
+ * position on a later line (`/path/mailstage.config.ts:3:40`): bring it to the front, with the line
+ * it points at, so the user need not rerun with --debug to find the mistake.
+ */
+function cannotLoad(error: unknown, where: string | undefined): ConfigError {
+  const text = error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error);
+  const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0]!.trim().replace(/^Error: /, '');
+  const position = where === undefined ? undefined : positionIn(text, where);
+  const lines = [`Cannot load config ${position ? `${where}:${position.line}:${position.column}` : where ?? ''}: ${reason}`.replace('  ', ' ')];
+  if (position && where) {
+    const source = readLine(where, position.line);
+    if (source !== undefined) {
+      lines.push(`  ${position.line} | ${source}`, `  ${' '.repeat(String(position.line).length)} | ${' '.repeat(Math.max(0, position.column - 1))}^`);
+    }
+  }
+  return new ConfigError(lines.join('\n'), [], { cause: error, filepath: where });
+}
+
+function positionIn(text: string, file: string): { line: number; column: number } | undefined {
+  const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const match = new RegExp(`${escaped}:(\\d+):(\\d+)`).exec(text);
+  return match ? { line: Number(match[1]), column: Number(match[2]) } : undefined;
+}
+
+function readLine(file: string, line: number): string | undefined {
+  try {
+    const text = fs.readFileSync(file, 'utf8').split(/\r?\n/)[line - 1];
+    return text === undefined ? undefined : text.replace(/\t/g, ' ');
+  } catch {
+    return undefined;
   }
 }
 
@@ -124,7 +154,7 @@ function notFound(cwd: string): ConfigError {
       'No mailstage config found.',
       `  looked in: ${searchedFolders(path.resolve(cwd)).join(', ')}`,
       `  for: ${names.join(', ')}`,
-      '  create mailstage.config.ts or pass --config <file>',
+      '  create mailstage.config.ts (start from config.example.ts, shipped in the mailstage package), or pass --config <file>',
     ].join('\n'),
   );
 }
@@ -174,37 +204,51 @@ export function resolveConfig(raw: unknown, options: ResolveOptions = {}): Loade
   const input = raw ?? {}; // an empty file
   const inFile = filepath ? ` in ${filepath}` : '';
 
+  // Every problem in one pass: the file as written (typos in any environment, at their real paths),
+  // then missing env() variables, then the merged config of this environment (required fields and
+  // the checks that depend on plugins, such as a TLS policy name). A path already reported by an
+  // earlier step is not reported again by a later one, so one mistake gives one line.
   const { configSchema, fileSchema } = schemas();
+  const issues: ConfigIssue[] = [];
   const asWritten = fileSchema.safeParse(input, PARSE);
-  if (!asWritten.success) {
-    throw new ConfigError(`Invalid config${inFile}:`, issuesOf(asWritten.error, input, hideInFile), { filepath });
-  }
+  if (!asWritten.success) issues.push(...issuesOf(asWritten.error, input, hideInFile));
 
-  const source = input as Record<string, unknown>;
+  const source = isPlainObject(input) ? input : {};
   const environments = isPlainObject(source['environments']) ? source['environments'] : {};
   const environment = chooseEnvironment(environments, options, environ);
   const { environments: _overlays, ...base } = source;
-  const merged = environment === undefined ? base : mergeOverlay(base, environments[environment]);
+  const merged = environment === undefined || !isPlainObject(environments[environment]) ? base : mergeOverlay(base, environments[environment]);
   const label = `${inFile}${environment === undefined ? '' : ` (environment "${environment}")`}`;
 
   const resolution = resolveEnvRefs(merged, environ);
-  if (resolution.missing.length > 0) {
-    throw new ConfigError(
-      `Missing environment variables${label}:`,
-      resolution.missing.map((m) => ({
-        path: formatPath(m.path),
-        message: `environment variable ${m.name} is not set (env(${JSON.stringify(m.name)}) has no default)`,
-      })),
-      { filepath, environment },
-    );
+  for (const m of resolution.missing) {
+    issues.push({
+      path: formatPath(m.path),
+      message: `environment variable ${m.name} is not set (env(${JSON.stringify(m.name)}) has no default)`,
+    });
   }
 
   const envSecrets = new Set(resolution.secretPaths.map(formatPath));
   const hide = (p: readonly PropertyKey[]): boolean => matchesSensitive(p) || envSecrets.has(formatPath(p));
   const parsed = configSchema.safeParse(resolution.value, PARSE);
   if (!parsed.success) {
-    const issues = issuesOf(parsed.error, resolution.value, hide).map((i) => ({ ...i, message: scrub(i.message, resolution.secretValues) }));
-    throw new ConfigError(`Invalid config${label}:`, issues, { filepath, environment });
+    const reported = [...issues];
+    for (const issue of issuesOf(parsed.error, resolution.value, hide)) {
+      if (reported.some((r) => overlaps(r.path, issue.path) || misspeltRequired(r, issue))) continue;
+      issues.push({ ...issue, message: scrub(issue.message, resolution.secretValues) });
+    }
+  }
+  for (const issue of semanticIssues(resolution.value)) {
+    const at = formatPath(issue.path);
+    if (issues.some((i) => overlaps(i.path, at))) continue;
+    const got = !('got' in issue) ? '' : hide(issue.path) ? ', got a secret value (not shown)' : `, got ${JSON.stringify(issue.got)}`;
+    issues.push({ path: at, message: scrub(`${issue.message}${got}`, resolution.secretValues) });
+  }
+  if (issues.length > 0 || !parsed.success) {
+    const headline = asWritten.success && resolution.missing.length > 0 && issues.every((i) => i.message.startsWith('environment variable '))
+      ? `Missing environment variables${label}:`
+      : `Invalid config${asWritten.success ? label : inFile}:`;
+    throw new ConfigError(headline, issues, { filepath, environment });
   }
 
   const config = deepFreeze(parsed.data) as ResolvedConfig;
@@ -215,6 +259,22 @@ export function resolveConfig(raw: unknown, options: ResolveOptions = {}): Loade
     ...(filepath === undefined ? {} : { filepath }),
     secrets,
   };
+}
+
+/** `transport` and `transport.port`, or a path and itself, describe the same mistake. Paths of an
+ *  overlay (`environments.staging.transport.port`) are compared without their prefix. */
+function overlaps(a: string, b: string): boolean {
+  const strip = (p: string) => p.replace(/^environments(\.[A-Za-z0-9_$-]+|\["[^"]*"\])/, '').replace(/^\./, '');
+  const [x, y] = [strip(a), strip(b)];
+  const within = (outer: string, inner: string) => inner === outer || inner.startsWith(`${outer}.`) || inner.startsWith(`${outer}[`);
+  return within(x, y) || within(y, x);
+}
+
+/** `subject: { pth: 'x' }` gives "pth: unknown key" as written and "path: required" once merged:
+ *  one mistake, so the second is not reported. */
+function misspeltRequired(reported: ConfigIssue, issue: ConfigIssue): boolean {
+  const parent = (p: string) => p.replace(/(\.[^.[\]]+|\[[^\]]*\])$/, '');
+  return issue.message.startsWith('required') && reported.message.startsWith('unknown key') && parent(reported.path) === parent(issue.path);
 }
 
 function issuesOf(error: z.ZodError, data: unknown, hide: (p: readonly PropertyKey[]) => boolean): ConfigIssue[] {

@@ -27,6 +27,7 @@
  */
 import type * as Zod from 'zod';
 import { lazyRequire } from '../lazy.js';
+import { parseAddressList } from '../message/address.js';
 import type { Plugin } from '../plugin.js';
 import { isEnvRef, type EnvRef } from './env.js';
 import type { TypeMismatchParams } from './errors.js';
@@ -85,6 +86,8 @@ function withPort(host: string, port: string | undefined): { host: string; port?
 const hostString = () =>
   token().superRefine((v, ctx) => {
     if (v.includes('://')) ctx.addIssue({ code: 'custom', message: 'looks like a URL; put it in transport.url instead' });
+    // `user:pw@host:25` would otherwise be taken for a host name and printed wherever the host is.
+    else if (v.includes('@')) ctx.addIssue({ code: 'custom', message: 'must not carry user info (user:password@); put credentials in auth: { user, pass: env(…) }' });
     else if (!splitHostPort(v)) ctx.addIssue({ code: 'custom', message: 'expected a host name or address, optionally with :port (1-65535)' });
   });
 
@@ -350,21 +353,7 @@ let z: typeof Zod.z;
 
 function buildSchemas() {
   /** The resolved config of one environment (defaults applied, shorthands normalised). */
-  const configSchema = buildSchema('resolved').superRefine((config, ctx) => {
-    // A TLS mode must be built in or provided by an installed plugin: catches `tls: 'requried'` too.
-    const tls = config.transport?.tls;
-    if (typeof tls !== 'string' || (BUILTIN_TLS_MODES as readonly string[]).includes(tls)) return;
-    const provided = (config.plugins ?? []).flatMap((p) => (p.tlsPolicies ?? []).map((t) => t.name));
-    if (!provided.includes(tls)) {
-      const from = provided.length > 0 ? `; plugins provide ${provided.join(', ')}` : '';
-      ctx.addIssue({
-        code: 'custom',
-        path: ['transport', 'tls'],
-        message: `expected ${BUILTIN_TLS_MODES.join(', ')} or a TLS policy from an installed plugin${from}`,
-        params: { showInput: true },
-      });
-    }
-  });
+  const configSchema = buildSchema('resolved');
 
   const environmentName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { error: 'expected an environment name (letters, digits, _ . -)' });
 
@@ -385,6 +374,68 @@ export function schemas(): Schemas {
     built = buildSchemas();
   }
   return built;
+}
+
+// ---- checks beyond the shape -------------------------------------------------------------------
+
+export interface SemanticIssue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+  /** The offending value, quoted after the message unless the path holds a secret. */
+  readonly got?: unknown;
+}
+
+/** Addresses the config states outright (templated ones, with `{{`, are checked per row). */
+const ADDRESS_FIELDS: readonly (readonly [string, string, boolean])[] = [
+  ['message', 'from', false], ['message', 'replyTo', true], ['batch', 'from', false],
+];
+
+/**
+ * The checks zod cannot make field by field: a TLS mode must be built in or come from an installed
+ * plugin (catches `tls: 'requried'`), and the addresses the config states must parse. They read the
+ * merged, env-resolved value defensively, so they run even when other fields are malformed: every
+ * problem is reported in one pass.
+ */
+export function semanticIssues(value: unknown): SemanticIssue[] {
+  const issues: SemanticIssue[] = [];
+  const config = isRecord(value) ? value : {};
+  const transport = isRecord(config['transport']) ? config['transport'] : {};
+  const tls = transport['tls'];
+  if (typeof tls === 'string' && !(BUILTIN_TLS_MODES as readonly string[]).includes(tls)) {
+    const plugins = Array.isArray(config['plugins']) ? (config['plugins'] as unknown[]) : [];
+    const provided = plugins.flatMap((p) => (isRecord(p) && Array.isArray(p['tlsPolicies']) ? p['tlsPolicies'] : []))
+      .map((t: unknown) => (isRecord(t) ? t['name'] : undefined)).filter((n): n is string => typeof n === 'string');
+    if (!provided.includes(tls)) {
+      const from = provided.length > 0 ? `; plugins provide ${provided.join(', ')}` : '';
+      issues.push({ path: ['transport', 'tls'], message: `expected ${BUILTIN_TLS_MODES.join(', ')} or a TLS policy from an installed plugin${from}`, got: tls });
+    }
+  }
+  for (const [section, key, many] of ADDRESS_FIELDS) {
+    const part = config[section];
+    const address = isRecord(part) ? part[key] : undefined;
+    if (typeof address !== 'string' || address.includes('{{')) continue;
+    const problem = addressProblem(address, `${section}.${key}`, many);
+    if (problem !== undefined) issues.push({ path: [section, key], message: problem });
+  }
+  return issues;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Why `value` is not a usable address (list), or undefined when it is. */
+function addressProblem(value: string, field: string, many: boolean): string | undefined {
+  let parsed: readonly unknown[];
+  try {
+    parsed = parseAddressList(value, field);
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error);
+    return text.startsWith(`${field}: `) ? text.slice(field.length + 2) : text;
+  }
+  if (parsed.length === 0) return 'must not be empty';
+  if (!many && parsed.length > 1) return `expected one address, got ${parsed.length}`;
+  return undefined;
 }
 
 // ---- types ---------------------------------------------------------------------------------------

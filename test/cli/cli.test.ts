@@ -125,7 +125,12 @@ describe('mailstage CLI', () => {
       for (const args of [['batch'], ['config', 'check']]) {
         const r = await runCli(args, { cwd: dir });
         expect(r.code).toBe(2);
-        expect(oneLine(r.stderr)).toMatch(/^mailstage: Invalid config .*transport\.port.*transport.*prot/);
+        // One line per bad path, every problem at once, no stack.
+        expect(r.stderr.trim().split('\n')).toEqual([
+          expect.stringMatching(/^mailstage: Invalid config in .*mailstage\.config\.json:$/),
+          '  transport.port: expected an integer between 1 and 65535, got "x"',
+          '  transport.prot: unknown key (did you mean "port"?)',
+        ]);
       }
     });
 

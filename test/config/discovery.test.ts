@@ -130,7 +130,7 @@ export default defineConfig({ transport: { host, port, tls: 'none' }, auth: { us
     const dir = await fixture({ 'mailstage.config.ts': 'export default { debug: 1 ;\n' });
     const error = await thrown(() => loadConfig({ cwd: dir, processEnv: noEnv }));
     expect(error).toBeInstanceOf(ConfigError);
-    expect(error.message).toMatch(/^Cannot load config .*mailstage\.config\.ts: /);
+    expect(error.message).toMatch(/^Cannot load config .*mailstage\.config\.ts(:\d+:\d+)?: /);
     expect(error.message).not.toMatch(/\n\s+at /);
   });
 

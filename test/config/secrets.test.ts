@@ -130,7 +130,7 @@ describe('secrets are masked in formatConfig', () => {
 describe('no error text contains a secret', () => {
   const cases: readonly (readonly [string, MailstageConfig, RegExp])[] = [
     ['a secret in a field with a format', { transport: { host: env('S') } }, /transport\.host: must not contain spaces/],
-    ['a secret as an unknown TLS policy', { transport: { tls: env('S') } }, /transport\.tls: expected none, opportunistic/],
+    ['a secret as an unknown TLS policy', { transport: { tls: env('S') } }, /transport\.tls: must not contain spaces or line breaks, got a secret value \(not shown\)/],
     ['a secret as a header value with a line break', { message: { headers: { 'X-A': env('S') } } }, /message\.headers\.X-A: must not contain line breaks/],
     ['a secret url that does not parse', { transport: { url: env('S') } }, /transport\.url: expected smtp:\/\//],
     ['a secret mechanism name', { auth: { mechanisms: [env('S')] } }, /auth\.mechanisms\[0\]: expected a SASL mechanism name/],
@@ -166,6 +166,7 @@ describe('no error text contains a secret', () => {
     expect(issueLines(error.message)).toEqual([
       '  transport.port: expected an integer between 1 and 65535, got 70000',
       '  debug: expected 0, 1 or 2, got 7',
+      '  transport.tls: expected none, opportunistic, required, implicit or a TLS policy from an installed plugin, got a secret value (not shown)',
     ]);
     expect(visibleText(error)).not.toContain(SECRET);
   });
