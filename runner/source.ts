@@ -6,7 +6,6 @@
  */
 import { createReadStream, promises as fsp } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
-import { createInterface } from 'node:readline';
 import { parse } from 'csv-parse';
 import type { SourceFormat } from '../core/config/index.js';
 import { BatchInputError, oneLine } from './errors.js';
@@ -15,6 +14,21 @@ export interface SourceSpec {
   readonly path: string;
   readonly format: SourceFormat;
   readonly delimiter?: ',' | ';' | '\t';
+  /** The largest row accepted (default `DEFAULT_MAX_ROW_BYTES`). */
+  readonly maxRowBytes?: number;
+}
+
+/**
+ * A row is data for one message, not a message: 1 MiB is far more than any real row, and small
+ * enough that a hostile or broken source (one 60 MB cell, a JSONL file with no newlines) stops with
+ * a clear error instead of growing the process by its size. `batch.source.maxRowBytes` raises it.
+ */
+export const DEFAULT_MAX_ROW_BYTES = 1024 * 1024;
+
+function tooBig(path: string, line: number, max: number): BatchInputError {
+  return new BatchInputError(
+    `${path}: line ${line}: the row is larger than ${max} bytes (batch.source.maxRowBytes); nothing after it was read`,
+  );
 }
 
 export interface Row {
@@ -28,9 +42,10 @@ export interface Row {
 /** Streams the rows of `spec.path` (already resolved against the config's folder). */
 export async function* readRows(spec: SourceSpec): AsyncGenerator<Row> {
   await checkSource(spec);
-  if (spec.format === 'csv') yield* csvRows(spec.path, spec.delimiter ?? (await sniffDelimiter(spec.path)));
-  else if (spec.format === 'jsonl') yield* jsonlRows(spec.path);
-  else yield* jsonArrayRows(spec.path);
+  const max = spec.maxRowBytes ?? DEFAULT_MAX_ROW_BYTES;
+  if (spec.format === 'csv') yield* csvRows(spec.path, spec.delimiter ?? (await sniffDelimiter(spec.path)), max);
+  else if (spec.format === 'jsonl') yield* jsonlRows(spec.path, max);
+  else yield* jsonArrayRows(spec.path, max);
 }
 
 /** Fails with a one-line `BatchInputError` when the source is missing or not a file. */
@@ -66,22 +81,30 @@ export async function sniffDelimiter(path: string): Promise<',' | ';' | '\t'> {
   }
 }
 
-async function* csvRows(path: string, delimiter: string): AsyncGenerator<Row> {
+async function* csvRows(path: string, delimiter: string, maxRowBytes: number): AsyncGenerator<Row> {
   let index = 0;
+  let lines = 1;
   const parser = createReadStream(path, { highWaterMark: 16 * 1024 }).pipe(
     parse({
       bom: true,
       columns: (header: string[]) => header.map((h) => h.trim()),
       delimiter,
       skip_empty_lines: true,
+      // Counted in characters by csv-parse (a UTF-8 byte cap would be up to 4× tighter): the point is
+      // a bound on memory, which this is.
+      max_record_size: maxRowBytes,
       // Builds the Row from the parser's live context: cheaper than `info: true`, which copies the
       // whole info object for every record.
-      on_record: (record: Record<string, string>, context: { lines: number }) => ({ index: ++index, line: context.lines, data: record }),
+      on_record: (record: Record<string, string>, context: { lines: number }) => {
+        lines = context.lines;
+        return { index: ++index, line: context.lines, data: record };
+      },
     }),
   );
   try {
     yield* parser as AsyncIterable<Row>;
   } catch (error) {
+    if ((error as { code?: unknown }).code === 'CSV_MAX_RECORD_SIZE') throw tooBig(path, lines + 1, maxRowBytes);
     // csv-parse names the line (`… at line 7`); keep its text, prefix the file.
     throw new BatchInputError(`${path}: ${oneLine(error)}`, { cause: error });
   } finally {
@@ -89,21 +112,48 @@ async function* csvRows(path: string, delimiter: string): AsyncGenerator<Row> {
   }
 }
 
-async function* jsonlRows(path: string): AsyncGenerator<Row> {
-  const input = createReadStream(path, { encoding: 'utf8' });
-  const lines = createInterface({ input, crlfDelay: Infinity });
+/**
+ * One object per line. Lines are split here rather than by readline, which would buffer a line of
+ * any length: a line longer than `maxRowBytes` stops the run as soon as that many bytes are held.
+ */
+async function* jsonlRows(path: string, maxRowBytes: number): AsyncGenerator<Row> {
+  const input = createReadStream(path);
+  let held: Buffer[] = [];
+  let heldBytes = 0;
   let line = 0;
   let index = 0;
+  const take = (text: string): Row | undefined => {
+    line++;
+    const clean = (line === 1 ? text.replace(/^\uFEFF/, '') : text).replace(/\r$/, '');
+    if (clean.trim() === '') return undefined;
+    index++;
+    return { index, line, data: parseObject(clean, path, line) };
+  };
   try {
-    for await (const raw of lines) {
-      line++;
-      const text = line === 1 ? raw.replace(/^\uFEFF/, '') : raw;
-      if (text.trim() === '') continue;
-      index++;
-      yield { index, line, data: parseObject(text, path, line) };
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      let start = 0;
+      for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+        const piece = chunk.subarray(start, nl);
+        if (heldBytes + piece.length > maxRowBytes) throw tooBig(path, line + 1, maxRowBytes);
+        const text = heldBytes === 0 ? piece.toString('utf8') : Buffer.concat([...held, piece]).toString('utf8');
+        held = [];
+        heldBytes = 0;
+        start = nl + 1;
+        const row = take(text);
+        if (row) yield row;
+      }
+      if (start < chunk.length) {
+        const rest = chunk.subarray(start);
+        heldBytes += rest.length;
+        if (heldBytes > maxRowBytes) throw tooBig(path, line + 1, maxRowBytes);
+        held.push(rest);
+      }
+    }
+    if (heldBytes > 0) {
+      const row = take(Buffer.concat(held).toString('utf8'));
+      if (row) yield row;
     }
   } finally {
-    lines.close();
     input.destroy();
   }
 }
@@ -126,7 +176,7 @@ function parseObject(text: string, path: string, line: number): Record<string, u
  * ends (tracking strings, escapes and nesting) and hands that slice to JSON.parse. Memory is one
  * element plus one read chunk.
  */
-async function* jsonArrayRows(path: string): AsyncGenerator<Row> {
+async function* jsonArrayRows(path: string, maxRowBytes: number): AsyncGenerator<Row> {
   const input = createReadStream(path);
   const decoder = new StringDecoder('utf8');
   let state: 'start' | 'between' | 'element' | 'end' = 'start';
@@ -188,7 +238,11 @@ async function* jsonArrayRows(path: string): AsyncGenerator<Row> {
           } else fail(`expected an object as array element, found ${JSON.stringify(c)}`);
         } else if (state === 'end') fail('unexpected content after the closing ]');
       }
-      if (state === 'element') element += text.slice(start);
+      if (state === 'element') {
+        element += text.slice(start);
+        // Characters, not bytes (as for CSV): a bound on what one element may hold in memory.
+        if (element.length > maxRowBytes) throw tooBig(path, elementLine, maxRowBytes);
+      }
     }
     const ended: string = state; // (TS narrows `state` wrongly across the generator's loop)
     if (ended !== 'end') fail(ended === 'start' ? 'empty file, expected a JSON array' : 'unexpected end of file inside the array');

@@ -289,6 +289,8 @@ function buildSchema(mode: Mode) {
     path: required(path()),
     format: optional(z.enum(SOURCE_FORMATS)),
     delimiter: optional(z.enum([',', ';', '\t'])),
+    /** A row larger than this stops the run with an error naming it (default 1 MiB). */
+    maxRowBytes: optional(intRange(1)),
   });
   type SourceInput = string | Zod.output<typeof sourceObject>;
   const source = transform(
@@ -302,12 +304,13 @@ function buildSchema(mode: Mode) {
         ctx.addIssue({ code: 'custom', path: ['delimiter'], message: `only applies to csv, not ${format}` });
       }
     }),
-    (v: SourceInput): { readonly path: string; readonly format: SourceFormat; readonly delimiter?: ',' | ';' | '\t' } => {
+    (v: SourceInput): { readonly path: string; readonly format: SourceFormat; readonly delimiter?: ',' | ';' | '\t'; readonly maxRowBytes?: number } => {
       const p = typeof v === 'string' ? v : v.path;
       const inferred = formatOfPath(p);
       const format = (typeof v === 'object' ? v.format : undefined) ?? inferred?.format ?? 'csv';
       const delimiter = (typeof v === 'object' ? v.delimiter : undefined) ?? (format === 'csv' ? inferred?.delimiter : undefined);
-      return delimiter === undefined ? { path: p, format } : { path: p, format, delimiter };
+      const maxRowBytes = typeof v === 'object' ? v.maxRowBytes : undefined;
+      return { path: p, format, ...(delimiter === undefined ? {} : { delimiter }), ...(maxRowBytes === undefined ? {} : { maxRowBytes }) };
     },
   );
 
