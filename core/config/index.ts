@@ -14,6 +14,7 @@ export {
   type ResolveOptions,
 } from './load.js';
 export { formatConfig, MASK, type FormatOptions } from './print.js';
+export { secretValuesOf, maskSecrets, registerSecrets } from './secrets.js';
 export {
   schemas,
   parseTransportUrl,

@@ -12,6 +12,7 @@ import type { z } from 'zod';
 import { isPlainObject, resolveEnvRefs, type Environ } from './env.js';
 import { ConfigError, formatPath, toConfigIssues, zodErrorMap, type ConfigIssue } from './errors.js';
 import { mergeOverlay } from './merge.js';
+import { registerSecrets } from './secrets.js';
 import { schemas, semanticIssues, type ResolvedConfig } from './schema.js';
 
 export interface LoadedConfig {
@@ -253,6 +254,7 @@ export function resolveConfig(raw: unknown, options: ResolveOptions = {}): Loade
 
   const config = deepFreeze(parsed.data) as ResolvedConfig;
   const secrets = new Set([...envSecrets, ...literalSensitivePaths(config)]);
+  registerSecrets(config, resolution.secretValues);
   return {
     config,
     ...(environment === undefined ? {} : { environment }),
