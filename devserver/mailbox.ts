@@ -172,7 +172,9 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
     }
     const { id, file } = await this.publish(temp);
     const size = Buffer.byteLength(trace) + messageBytes;
-    const summary = await summarize(head.bytes(), { id, size, receivedAt: new Date() });
+    // The file's time, as a restart will read it back.
+    const receivedAt = (await fsp.stat(file)).mtime;
+    const summary = await summarize(head.bytes(), { id, size, receivedAt });
     const message = { summary, file };
     this.index.set(id, message);
     this.emit('added', summary);

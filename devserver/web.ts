@@ -84,7 +84,8 @@ export async function startInbox(mailbox: Mailbox, options: InboxOptions): Promi
 
   function messageOf(id: string): IndexedMessage {
     const message = mailbox.find(id);
-    if (!message) throw new HttpError(404, `no message ${JSON.stringify(id)}`);
+    // The id is not echoed: it is whatever the request said.
+    if (!message) throw new HttpError(404, 'no message with this id');
     return message;
   }
 
@@ -314,7 +315,7 @@ function decodeSegment(segment: string): string {
 }
 
 function partIndex(value: string): number {
-  if (!/^\d{1,4}$/.test(value)) throw new HttpError(404, `no attachment ${JSON.stringify(value)}`);
+  if (!/^\d{1,4}$/.test(value)) throw new HttpError(404, 'no attachment with this number');
   return Number(value);
 }
 
