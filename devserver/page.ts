@@ -159,6 +159,12 @@ export const INBOX_JS = `'use strict';
     return d.toDateString() === today.toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
   }
 
+  /** 'Name <address>' → 'Name' for the list (the full text is the tooltip and in the view). */
+  function displayName(mailbox) {
+    const m = /^(.+?) <[^<>]*>$/.exec(mailbox);
+    return m ? m[1] : mailbox;
+  }
+
   function messageUrl(id, rest) {
     return '/api/messages/' + encodeURIComponent(id) + (rest || '');
   }
@@ -177,7 +183,9 @@ export const INBOX_JS = `'use strict';
     li.dataset.id = m.id;
     li.tabIndex = 0;
     const row1 = el('div', 'row1');
-    row1.append(el('span', 'from', m.from || '(no sender)'), el('time', 'date', formatDate(m.date)));
+    const from = el('span', 'from', displayName(m.from) || '(no sender)');
+    from.title = m.from;
+    row1.append(from, el('time', 'date', formatDate(m.date)));
     const row3 = el('div', 'row3');
     row3.append(el('span', 'to', 'to ' + (m.to.join(', ') || '(no recipient)')), el('span', 'size', formatSize(m.size)));
     li.append(row1, el('div', 'subject', m.subject || '(no subject)'), row3);
