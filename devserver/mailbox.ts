@@ -171,10 +171,12 @@ export class Mailbox extends EventEmitter<MailboxEvents> {
       return { kind: 'too-big', messageBytes, limit };
     }
     const { id, file } = await this.publish(temp);
+    // From here the message is stored: nothing below may fail the delivery (a client told 451
+    // would send it again).
     const size = Buffer.byteLength(trace) + messageBytes;
     // The file's time, as a restart will read it back.
-    const receivedAt = (await fsp.stat(file)).mtime;
-    const summary = await summarize(head.bytes(), { id, size, receivedAt });
+    const receivedAt = (await fsp.stat(file).catch(() => undefined))?.mtime ?? new Date();
+    const summary = await summarize(head.bytes(), { id, size, receivedAt }).catch(() => fallbackSummary(id, size, receivedAt));
     const message = { summary, file };
     this.index.set(id, message);
     this.emit('added', summary);
@@ -234,6 +236,11 @@ class HeadCollector {
   bytes(): Buffer {
     return Buffer.concat(this.chunks, this.length);
   }
+}
+
+/** What the list shows for a message whose headers could not be read at all. */
+function fallbackSummary(id: string, size: number, receivedAt: Date): MessageSummary {
+  return { id, from: '', to: [], subject: '', date: receivedAt.toISOString(), size };
 }
 
 async function summarizeFile(file: string, id: string): Promise<MessageSummary> {

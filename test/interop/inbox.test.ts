@@ -197,7 +197,7 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the web inbox in Chromiu
     const frame = await messageFrame(page);
     await expect.poll(() => frame.locator('#headline').textContent().catch(() => null)).toBe('Spring release notes');
     // The inline image came from the message itself.
-    await expect.poll(() => frame.locator('#logo').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(1);
+    await expect.poll(() => frame.locator('#logo').evaluate((img) => { const image = img as unknown as { complete: boolean; naturalWidth: number }; return image.complete && image.naturalWidth; })).toBe(1);
     // Neither the <script> nor onload ran: the body is the message's, the page title untouched.
     expect(await frame.locator('body').textContent()).not.toMatch(/SCRIPT RAN|ONLOAD RAN/);
     expect(await frame.title()).toBe('');
@@ -232,11 +232,11 @@ describe.skipIf(!chromiumAvailable && !process.env.CI)('the web inbox in Chromiu
   });
 
   it('a new message appears without a reload', async () => {
-    await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+    await page.evaluate(() => ((globalThis as unknown as { notReloaded: boolean }).notReloaded = true));
     await send(server.smtpPort, 'dev@example.test', 'you@example.test', 'From: dev@example.test\r\nTo: you@example.test\r\nSubject: Arrived live\r\n\r\nhello\r\n');
     await expect.poll(() => page.locator('#list .item .subject').first().textContent()).toBe('Arrived live');
     expect(await page.locator('#list .item').count()).toBe(3);
-    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     expect(await page.locator('#count').textContent()).toBe('3 messages');
   });
 
