@@ -52,6 +52,8 @@ const HEARTBEAT_MS = 15_000;
 const MAX_EVENT_STREAMS = 64;
 /** Parsed messages kept for the frame and its images (one message is opened, then its parts). */
 const PARSED_CACHE = 8;
+/** …each at most this many characters of text and HTML. */
+const PARSED_CACHE_CHARS = 1_000_000;
 
 /** A part of a response's headers every API answer shares: nothing in it runs or is sniffed. */
 const API_HEADERS: Readonly<Record<string, string>> = {
@@ -77,8 +79,11 @@ export async function startInbox(mailbox: Mailbox, options: InboxOptions): Promi
     const cached = parsed.get(message.summary.id);
     if (cached) return cached;
     const result = await parseMessage(message.file, message.summary);
-    parsed.set(message.summary.id, result);
-    if (parsed.size > PARSED_CACHE) parsed.delete(parsed.keys().next().value!);
+    // Only small ones are kept: a message's text and HTML are held while it is parsed, not after.
+    if ((result.detail.text?.length ?? 0) + (result.detail.html?.length ?? 0) <= PARSED_CACHE_CHARS) {
+      parsed.set(message.summary.id, result);
+      if (parsed.size > PARSED_CACHE) parsed.delete(parsed.keys().next().value!);
+    }
     return result;
   }
 
