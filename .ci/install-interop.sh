@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the real mail servers the interop suite (test/interop/) starts as its own processes:
-# Postfix (+ smtp-sink), Dovecot LMTP/SASL, aiosmtpd, redis and openssl.
+# Postfix (+ smtp-sink), Dovecot LMTP/SASL, aiosmtpd, redis and openssl; and Chromium, which
+# test/interop/inbox.test.ts drives headless (playwright-core) to use the dev sink's web inbox.
 # Idempotent and fast when everything is present: dpkg is asked first, apt only when something
 # is missing. Must run as root (CI and the dev machines are root); without root it only reports.
 set -euo pipefail
 
-PKGS=(postfix dovecot-core dovecot-lmtpd python3 python3-aiosmtpd redis-server openssl bsdutils procps)
+PKGS=(postfix dovecot-core dovecot-lmtpd python3 python3-aiosmtpd redis-server openssl bsdutils procps chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -11,7 +11,7 @@ import { createMailer, isDeliveryUnknown, loadConfig, type ResolvedConfig } from
 import { runBatch } from '../runner/batch.js';
 import { mailerSender } from '../runner/sender.js';
 import { action, CliInputError, EXIT_OK, globals } from './common.js';
-import { messageLine } from './dev-server.js';
+import { messageLine, portNumber, refusedLine } from './dev-server.js';
 
 /** The mailstage package folder (works from dist/cli and from cli/ under tsx). */
 export function packageRoot(): string {
@@ -22,12 +22,23 @@ export function packageRoot(): string {
   }
 }
 
+interface DemoFlags {
+  readonly dir?: string;
+  readonly webPort?: number;
+  readonly web: boolean;
+  readonly wait?: boolean;
+}
+
 export function demoCommand(program: Command): void {
   program
     .command('demo')
-    .description('start the dev sink, send the example batch to it, show where the messages are')
+    .description('start the dev sink and its web inbox, send the example batch to it, show where the messages are')
     .option('--dir <folder>', 'where the sink stores messages (default: a new temporary folder)')
-    .action(action(async (flags: { dir?: string }, command: Command) => {
+    .option('--web-port <n>', 'port of the web inbox on 127.0.0.1 (default: any free port)', portNumber('--web-port'))
+    .option('--no-web', 'no web inbox')
+    .option('--wait', 'keep the sink and the inbox open after the batch, until Ctrl-C (the default in a terminal)')
+    .option('--no-wait', 'stop once the batch is sent (the default when not in a terminal)')
+    .action(action(async (flags: DemoFlags, command: Command) => {
       const g = globals(command);
       const root = packageRoot();
       const file = g.config ?? path.join(root, 'config.example.ts');
@@ -37,8 +48,15 @@ export function demoCommand(program: Command): void {
       const work = flags.dir ? path.resolve(flags.dir) : await fsp.mkdtemp(path.join(os.tmpdir(), 'mailstage-demo-'));
       const inbox = flags.dir ? work : path.join(work, 'inbox');
       const { startDevServer } = await import('../devserver/sink.js');
-      const sink = await startDevServer({ port: 0, dir: inbox, onMessage: (m) => process.stdout.write(`  sink: ${messageLine(m)}\n`) });
+      const sink = await startDevServer({
+        port: 0,
+        dir: inbox,
+        web: flags.web ? { port: flags.webPort ?? 0 } : false,
+        onMessage: (m) => process.stdout.write(`  sink: ${messageLine(m)}\n`),
+        onRefused: (m) => process.stdout.write(`  sink: ${refusedLine(m)}\n`),
+      });
       process.stdout.write(`dev sink on smtp://${sink.host}:${sink.port} (STARTTLS, any AUTH) storing in ${sink.dir}\n`);
+      if (sink.inboxUrl) process.stdout.write(`inbox: ${sink.inboxUrl}\n`);
       // The sink's port is only known now; the run's bookkeeping goes next to the inbox, not into
       // the package folder.
       const config: ResolvedConfig = {
@@ -48,23 +66,42 @@ export function demoCommand(program: Command): void {
       };
       const mailer = createMailer(config, g.debug ? { debug: 1 } : {});
       let code: number = EXIT_OK;
+      let files: string[] = [];
       try {
-        const result = await runBatch({
-          config,
-          baseDir: path.dirname(loaded.filepath ?? file),
-          send: true,
-          sender: mailerSender(mailer, isDeliveryUnknown),
-          progress: { silent: true },
-        });
-        code = result.exitCode;
+        try {
+          const result = await runBatch({
+            config,
+            baseDir: path.dirname(loaded.filepath ?? file),
+            send: true,
+            sender: mailerSender(mailer, isDeliveryUnknown),
+            progress: { silent: true },
+          });
+          code = result.exitCode;
+        } finally {
+          await mailer.close();
+        }
+        files = (await fsp.readdir(inbox)).filter((n) => n.endsWith('.eml')).sort();
+        process.stdout.write(`\n${files.length} message(s) delivered to ${inbox}\n`);
+        for (const f of files) process.stdout.write(`  ${path.join(inbox, f)}\n`);
+        const wait = flags.wait ?? (process.stdout.isTTY === true && process.stdin.isTTY === true);
+        if (sink.inboxUrl && wait) {
+          process.stdout.write(`\nSee them in the inbox: ${sink.inboxUrl}  (Ctrl-C to stop)\n`);
+          await untilInterrupted();
+        } else if (sink.inboxUrl) {
+          process.stdout.write(`\nThe inbox closes with the demo; \`npx mailstage demo --wait\` keeps it open, or: npx mailstage dev-server --dir ${inbox}\n`);
+        } else {
+          process.stdout.write(`Open them in a mail client, or: cat ${path.join(inbox, files[0] ?? '*.eml')}\n`);
+        }
       } finally {
-        await mailer.close();
         await sink.close();
       }
-      const files = (await fsp.readdir(inbox)).filter((n) => n.endsWith('.eml')).sort();
-      process.stdout.write(`\n${files.length} message(s) delivered to ${inbox}\n`);
-      for (const f of files) process.stdout.write(`  ${path.join(inbox, f)}\n`);
-      process.stdout.write(`Open them in a mail client, or: cat ${path.join(inbox, files[0] ?? '*.eml')}\n`);
       return code;
     }));
+}
+
+function untilInterrupted(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
 }

@@ -1,9 +1,14 @@
 /** `mailstage send`: one message, from flags or as a ready `.eml` on stdin. */
 import type { Command } from 'commander';
-import { createMailer, resolveConfig, type LoadedConfig } from '../index.js';
-import { envelopeFromHeaders, parseHeaderSection } from '../core/message/index.js';
+import { createMailer, defaultPlugins, resolveConfig, type LoadedConfig } from '../index.js';
+import { envelopeFromHeaders } from '../core/message/index.js';
 import type { Attachment, MailMessage } from '../core/message/types.js';
+import { printable } from '../core/printable.js';
+import lmtp from '../plugins/lmtp/index.js';
 import { action, CliInputError, EXIT_DELIVERY, EXIT_OK, globals, loadCliConfig } from './common.js';
+import { readStdinMessage } from './stdin-message.js';
+
+export { stripBcc } from './stdin-message.js';
 
 interface SendFlags {
   readonly from?: string;
@@ -16,7 +21,12 @@ interface SendFlags {
   readonly attach: string[];
   readonly header: string[];
   readonly server?: string;
+  readonly tls?: TlsFlag;
+  readonly insecure?: boolean;
 }
+
+const TLS_MODES = ['none', 'opportunistic', 'required', 'implicit'] as const;
+type TlsFlag = (typeof TLS_MODES)[number];
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -33,32 +43,105 @@ export function sendCommand(program: Command): void {
     .option('--html <html>', 'HTML body')
     .option('--attach <file>', 'attach a file (repeatable)', collect, [])
     .option('--header <name:value>', 'extra header (repeatable)', collect, [])
-    .option('--server <url>', 'smtp://[user:pass@]host:port, smtps://… or lmtp://… instead of the config\'s transport')
+    .option('--server <url>', 'smtp://[user:pass@]host:port, smtps://… (implicit TLS) or lmtp://… instead of the config\'s transport; ?tls=MODE and ?insecure=true may follow')
+    .option('--tls <mode>', 'none | opportunistic (STARTTLS when offered) | required (STARTTLS or fail) | implicit (TLS from the first byte)', tlsMode)
+    .option('--insecure', 'do not verify the server\'s certificate: for dev sinks only (mailstage dev-server makes a self-signed one)')
     .addHelpText('after', `
 Without --subject, --text, --html or --attach, the message is read from stdin as a complete .eml
-(its envelope from the headers unless --from/--to are given; Bcc is removed from the copy sent).
+(its envelope from the headers unless --from/--to are given; Bcc is removed from the copy sent;
+Message-ID and Date are added when it has none, every other header is sent as it is).
+--tls and --insecure apply to --server or to the config's transport.
 Exit codes: 0 sent to every recipient, 1 refused or failed, 2 bad input or config.`)
     .action(action(async (flags: SendFlags, command: Command) => {
       const g = globals(command);
-      const loaded: LoadedConfig = flags.server
-        ? resolveConfig({ transport: { url: flags.server } }, g.env ? { env: g.env } : {})
-        : await loadCliConfig(g);
+      const loaded = withTlsFlags(flags.server ? serverConfig(flags.server, g.env) : await loadCliConfig(g), flags);
       const fromFlags = flags.subject !== undefined || flags.text !== undefined || flags.html !== undefined || flags.attach.length > 0;
       const message = fromFlags ? messageFromFlags(flags, loaded) : await messageFromStdin(flags);
       const mailer = createMailer(loaded, g.debug ? { debug: 1 } : {});
       try {
         const info = await mailer.sendMail(message);
-        process.stdout.write(`sent ${info.messageId} to ${info.accepted.join(', ')}: ${info.response}\n`);
+        process.stdout.write(`sent ${printable(info.messageId)} to ${info.accepted.map((a) => printable(a)).join(', ')}: ${printable(info.response)}\n`);
         if (info.rejected.length > 0) {
-          process.stdout.write(`refused: ${info.rejected.join(', ')}\n`);
-          for (const e of info.rejectedErrors ?? []) process.stderr.write(`mailstage: ${e.message}\n`);
+          process.stdout.write(`refused: ${info.rejected.map((a) => printable(a)).join(', ')}\n`);
+          for (const e of info.rejectedErrors ?? []) process.stderr.write(`mailstage: ${printable(e.message)}\n`);
           return EXIT_DELIVERY;
         }
         return EXIT_OK;
+      } catch (error) {
+        throw withCertificateHint(error, flags);
       } finally {
         await mailer.close();
       }
     }));
+}
+
+function tlsMode(value: string): TlsFlag {
+  if (!(TLS_MODES as readonly string[]).includes(value)) throw new CliInputError(`--tls must be one of ${TLS_MODES.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as TlsFlag;
+}
+
+/**
+ * `--server URL` as a config. The URL's own query may carry `tls=MODE` and `insecure=true`; any
+ * other parameter is refused rather than ignored.
+ */
+function serverConfig(server: string, env: string | undefined): LoadedConfig {
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new CliInputError(`--server: expected smtp://[user:pass@]host:port, smtps://… or lmtp://…, got ${JSON.stringify(printable(server))}`);
+  }
+  const transport: Record<string, unknown> = {};
+  for (const [key, value] of url.searchParams) {
+    if (key === 'tls') transport.tls = tlsMode(value);
+    else if (key === 'insecure' && (value === 'true' || value === '1' || value === '')) transport.tlsOptions = { rejectUnauthorized: false };
+    else throw new CliInputError(`--server: unknown URL parameter ${JSON.stringify(printable(`${key}=${value}`))} (known: tls=MODE, insecure=true)`);
+  }
+  if (url.protocol === 'smtps:' && transport.tls !== undefined && transport.tls !== 'implicit') {
+    throw new CliInputError(`--server: smtps:// is TLS from the first byte; tls=${String(transport.tls)} contradicts it (use smtp:// for STARTTLS)`);
+  }
+  url.search = '';
+  // lmtp:// needs the LHLO greeting; the other default plugins bring AUTH and DSN.
+  const plugins = url.protocol === 'lmtp:' ? { plugins: [...defaultPlugins(), lmtp()] } : {};
+  return resolveConfig({ ...plugins, transport: { url: url.href, ...transport } }, env ? { env } : {});
+}
+
+/** --tls and --insecure on top of whatever transport the config or URL gave. */
+function withTlsFlags(loaded: LoadedConfig, flags: SendFlags): LoadedConfig {
+  if (flags.tls === undefined && flags.insecure !== true) return loaded;
+  const transport = loaded.config.transport ?? {};
+  if (flags.tls !== undefined && flags.tls !== 'implicit' && transport.url?.startsWith('smtps:')) {
+    throw new CliInputError(`--tls ${flags.tls} contradicts --server smtps:// (TLS from the first byte); use smtp:// for STARTTLS`);
+  }
+  return {
+    ...loaded,
+    config: {
+      ...loaded.config,
+      transport: {
+        ...transport,
+        ...(flags.tls !== undefined ? { tls: flags.tls } : {}),
+        ...(flags.insecure ? { tlsOptions: { ...transport.tlsOptions, rejectUnauthorized: false } } : {}),
+      },
+    },
+  };
+}
+
+const CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED',
+]);
+
+/** A certificate the client would not trust: say how to get past it when it is a dev sink's. */
+function withCertificateHint(error: unknown, flags: SendFlags): unknown {
+  if (flags.insecure || !(error instanceof Error)) return error;
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== undefined && CERTIFICATE_CODES.has(code)) {
+      error.message += ' (if this is a dev sink such as mailstage dev-server, add --insecure to skip certificate verification)';
+      break;
+    }
+  }
+  return error;
 }
 
 function split(list: readonly string[]): string[] {
@@ -94,25 +177,11 @@ async function messageFromStdin(flags: SendFlags): Promise<MailMessage> {
   if (process.stdin.isTTY) {
     throw new CliInputError('send: nothing to send; give --subject/--text/--html, or pipe a .eml on stdin (see --help)');
   }
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  const raw = Buffer.concat(chunks);
-  if (raw.length === 0) throw new CliInputError('send: stdin was empty (expected a .eml message)');
+  const { raw, fields } = await readStdinMessage(process.stdin);
   const to = [...split(flags.to), ...split(flags.cc), ...split(flags.bcc)];
-  // The envelope comes from the headers as written (Bcc included), then Bcc is cut from the copy
-  // that goes out, as sendmail -t does: blind copies must not show their list to every recipient.
-  const fromHeaders = envelopeFromHeaders(parseHeaderSection(raw));
+  const fromHeaders = envelopeFromHeaders(fields);
   return {
-    raw: stripBcc(raw),
+    raw,
     envelope: { from: flags.from ?? fromHeaders.from, to: to.length > 0 ? to : [...fromHeaders.to] },
   };
-}
-
-/** Removes Bcc fields (with their folded lines) from the header section. */
-export function stripBcc(raw: Buffer): Buffer {
-  const text = raw.toString('latin1'); // byte-preserving
-  const end = text.search(/\r?\n\r?\n/);
-  const head = end < 0 ? text : text.slice(0, end);
-  const kept = head.replace(/^bcc:.*(?:\r?\n[ \t].*)*(?:\r?\n|$)/gim, '');
-  return kept === head ? raw : Buffer.from(kept + (end < 0 ? '' : text.slice(end)), 'latin1');
 }

@@ -14,6 +14,10 @@ describe('demo', () => {
     // As `npm run demo` runs it: the built CLI.
     const r = await runCli(['demo'], { dist: true });
     expect(r.code, r.stderr).toBe(0);
+    // The inbox is up before the batch goes out (so one can watch the messages arrive); without a
+    // terminal the demo does not wait and says how to keep it open.
+    expect(r.stdout).toMatch(/^dev sink on smtp:\/\/127\.0\.0\.1:\d+ .*\ninbox: http:\/\/127\.0\.0\.1:\d+\/\n/);
+    expect(r.stdout).toMatch(/The inbox closes with the demo; `npx mailstage demo --wait` keeps it open/);
     const folder = /(\d+) message\(s\) delivered to (\S+)/.exec(r.stdout);
     expect(folder, r.stdout).not.toBeNull();
     expect(Number(folder![1])).toBe(5);
