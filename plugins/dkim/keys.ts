@@ -99,7 +99,7 @@ export function checkKeyOptions(key: DkimKeyOptions, index: number): void {
 export function parseIdentity(identity: string, field: string): { readonly local: string; readonly domain: string } {
   const at = typeof identity === 'string' ? identity.lastIndexOf('@') : -1;
   const domain = at < 0 ? undefined : toALabels(identity.slice(at + 1));
-  if (domain === undefined || /[\s\0;]/.test(identity.slice(0, at))) {
+  if (domain === undefined || /[\u0000-\u001f\u007f]/.test(identity.slice(0, at))) {
     throw new DkimKeyError(field, `expected 'local@domain' or '@domain', got ${JSON.stringify(identity)}`);
   }
   return { local: identity.slice(0, at), domain };
