@@ -407,7 +407,7 @@ describe('the body spool', () => {
       const file = path.join(tmp(), 'file');
       writeFileSync(file, '');
       const plugin = dkim({ tmpDir: path.join(file, 'sub'), spoolThreshold: 10, keys: [{ domain: 'example.com', selector: 's', privateKey: ED_PEM }] });
-      const error = await plugin.transforms[0]!.built!(message([...HEADERS], big(1)), ctx).then(() => undefined, (e: unknown) => e);
+      const error = await Promise.resolve(plugin.transforms[0]!.built!(message([...HEADERS], big(1)), ctx)).then(() => undefined, (e: unknown) => e);
       expect(error).toBeInstanceOf(DkimSpoolError);
       expect((error as DkimSpoolError).permanent).toBe(false);
       expect((error as Error).message).toMatch(/cannot create a spool file in .*file\/sub: ENOTDIR/);
