@@ -144,25 +144,38 @@ function relaxedBody(hash: Hash): BodyCanonicalizer {
 // ---- line ends ----------------------------------------------------------------------------------
 
 /**
- * Bare CR and bare LF → CRLF, the way the data stage normalises a text body before it goes on the
- * wire: the signer hashes and sends these bytes, so what a receiver gets is what was signed. A
- * chunk that needs no change is returned as is (the common case: builders write CRLF).
+ * Bare CR and bare LF → CRLF, and a CRLF after an unterminated last line: what the data stage does to
+ * a text body before it goes on the wire (DATA and BDAT alike). The signer hashes and sends these
+ * bytes, so a receiver gets exactly what was signed. A chunk that needs no change is returned as is
+ * (the common case: builders write CRLF).
  */
 export class LineEndNormaliser {
   /** The last octet seen was a CR whose LF has not been seen yet. */
   private crPending = false;
+  /** The last octet passed on was an LF (or nothing has been: an empty body stays empty). */
+  private atLineStart = true;
 
   push(chunk: Buffer): Buffer {
     if (chunk.length === 0) return chunk;
-    if (this.isClean(chunk)) {
-      this.crPending = chunk[chunk.length - 1] === CR;
-      return chunk;
-    }
+    const out = this.isClean(chunk) ? chunk : this.rewrite(chunk);
+    this.crPending = chunk[chunk.length - 1] === CR;
+    this.atLineStart = out[out.length - 1] === LF;
+    return out;
+  }
+
+  /** What the body still needs: the LF of a CR that ended it, or a whole CRLF. */
+  end(): Buffer {
+    const tail = this.crPending ? '\n' : this.atLineStart ? '' : '\r\n';
+    this.crPending = false;
+    this.atLineStart = true;
+    return Buffer.from(tail, 'latin1');
+  }
+
+  private rewrite(chunk: Buffer): Buffer {
     const out = Buffer.allocUnsafe(chunk.length * 2 + 1);
     let o = 0;
-    let i = 0;
     if (this.crPending && chunk[0] !== LF) out[o++] = LF; // the CR before was bare
-    for (; i < chunk.length; i++) {
+    for (let i = 0; i < chunk.length; i++) {
       const b = chunk[i];
       if (b === LF) {
         const previous = i > 0 ? chunk[i - 1] : this.crPending ? CR : undefined;
@@ -175,15 +188,7 @@ export class LineEndNormaliser {
         out[o++] = b;
       }
     }
-    this.crPending = chunk[chunk.length - 1] === CR;
     return out.subarray(0, o);
-  }
-
-  /** What the body still needs: the LF of a CR that ended it. */
-  end(): Buffer {
-    const tail = this.crPending ? Buffer.from('\n', 'latin1') : Buffer.alloc(0);
-    this.crPending = false;
-    return tail;
   }
 
   /** Every LF preceded by CR and every CR followed by LF (native searches, no octet loop). */

@@ -121,10 +121,13 @@ describe('canonicalization (RFC 6376 §3.4)', () => {
     }), { numRuns: 500 });
   });
 
-  it('bare CR and bare LF become CRLF, also when a CRLF is cut between chunks', () => {
+  it('bare CR and bare LF become CRLF, also when a CRLF is cut between chunks; a last line gets its CRLF', () => {
     const n = new LineEndNormaliser();
     const out = Buffer.concat([n.push(Buffer.from('a\nb\r')), n.push(Buffer.from('\nc\r')), n.push(Buffer.from('d\r')), n.end()]).toString();
     expect(out).toBe('a\r\nb\r\nc\r\nd\r\n');
+    const unterminated = new LineEndNormaliser();
+    expect(Buffer.concat([unterminated.push(Buffer.from('abc')), unterminated.end()]).toString()).toBe('abc\r\n');
+    expect(new LineEndNormaliser().end()).toHaveLength(0); // an empty body stays empty
     const clean = Buffer.from('x\r\ny\r\n');
     expect(new LineEndNormaliser().push(clean)).toBe(clean); // untouched chunks are not copied
   });
@@ -361,7 +364,8 @@ describe('signing', () => {
 
 describe('the body spool', () => {
   const big = (mb: number) => Readable.from((function* () {
-    for (let i = 0; i < mb * 16; i++) yield Buffer.alloc(64 * 1024, i % 26 + 97);
+    // 64 lines of 1 022 letters + CRLF per chunk.
+    for (let i = 0; i < mb * 16; i++) yield Buffer.alloc(64 * 1024, `${String.fromCharCode(i % 26 + 97).repeat(1022)}\r\n`);
   })(), { objectMode: false });
 
   it('past the threshold the body goes to a file that is unlinked at once and closed when streamed', async () => {
