@@ -15,6 +15,7 @@ const LF = 0x0a;
 const SP = 0x20;
 const TAB = 0x09;
 const CRLF = Buffer.from('\r\n', 'latin1');
+const SPACE = Buffer.from(' ', 'latin1');
 
 // ---- headers ------------------------------------------------------------------------------------
 
@@ -81,14 +82,53 @@ function simpleBody(hash: Hash): BodyCanonicalizer {
  * at the end dropped, a missing final CRLF added; an empty body stays empty. Streaming state: a
  * pending space (whitespace seen since the last content octet of the line) and a count of pending
  * line ends (written only when content follows, so trailing empty lines vanish).
+ *
+ * A chunk without SP or HTAB (base64 attachments: most of a large body) changes only at its edges,
+ * so it is found with two native searches and hashed as one slice; other chunks go octet by octet.
  */
 function relaxedBody(hash: Hash): BodyCanonicalizer {
   let pendingSpace = false;
   let pendingLineEnds = 0;
   let hadContent = false;
   let out = Buffer.allocUnsafe(0);
+
+  const writeLineEnds = (): void => {
+    if (pendingLineEnds === 0) return;
+    const ends = Buffer.allocUnsafe(2 * pendingLineEnds);
+    for (let i = 0; i < ends.length; i += 2) {
+      ends[i] = CR;
+      ends[i + 1] = LF;
+    }
+    hash.update(ends);
+    pendingLineEnds = 0;
+  };
+
+  /** No SP/HTAB in `chunk`: line ends around its content are deferred, the content goes as is. */
+  const plainChunk = (chunk: Buffer): void => {
+    let first = 0;
+    for (; first < chunk.length && (chunk[first] === CR || chunk[first] === LF); first++) {
+      if (chunk[first] === LF) {
+        pendingLineEnds++;
+        pendingSpace = false; // whitespace before a line end is dropped
+      }
+    }
+    if (first === chunk.length) return;
+    let last = chunk.length;
+    while (chunk[last - 1] === CR || chunk[last - 1] === LF) last--;
+    writeLineEnds();
+    if (pendingSpace) hash.update(SPACE);
+    pendingSpace = false;
+    hash.update(first === 0 && last === chunk.length ? chunk : chunk.subarray(first, last));
+    hadContent = true;
+    for (let i = last; i < chunk.length; i++) if (chunk[i] === LF) pendingLineEnds++;
+  };
+
   return {
     update(chunk) {
+      if (chunk.indexOf(SP) === -1 && chunk.indexOf(TAB) === -1) {
+        plainChunk(chunk);
+        return;
+      }
       // Worst case: every pending line end plus every input octet (a lone space grows nothing).
       const need = chunk.length + 2 * pendingLineEnds + 1;
       if (out.length < need) out = Buffer.allocUnsafe(Math.max(need, 16 * 1024));
