@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { env, SmtpInvalidInputError } from '../../index.js';
+import { definePlugin, env, SmtpInvalidInputError } from '../../index.js';
 import dkim, { DEFAULT_SIGNED_HEADERS, DkimKeyError, DkimSigningError, DkimSpoolError } from '../../plugins/dkim/index.js';
 import { bodyCanonicalizer, canonicalHeader, LineEndNormaliser } from '../../plugins/dkim/canonicalize.js';
 import { fromDomain } from '../../plugins/dkim/domain.js';
@@ -437,6 +437,14 @@ describe('the body spool', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('the transform API (core/plugin.ts)', () => {
+  it('definePlugin refuses a transform with no message() or built() function, or a hook that is not one', () => {
+    expect(() => definePlugin({ name: 'x', transforms: [{ name: 'empty' }] })).toThrow('definePlugin(x): transforms[0] needs a message() or built() function');
+    expect(() => definePlugin({ name: 'x', transforms: [{ built: 'nope' as never }] })).toThrow(/transforms\[0\]/);
+    expect(definePlugin({ name: 'x', transforms: [{ message: (m) => m }] }).transforms).toHaveLength(1);
   });
 });
 
