@@ -156,28 +156,29 @@ export default function dkim(options: DkimOptions): DkimPlugin {
       loading = undefined;
     },
   });
-
-  /** The From domain (A-labels) and the keys that sign for it, in `keys` order. */
-  function chooseKeys(fields: readonly string[], loaded: readonly SigningKey[]): { domain: string; keys: SigningKey[] } {
-    fields.forEach((field, i) => {
-      if (typeof field !== 'string' || !FIELD.test(field)) {
-        throw new DkimSigningError(`headers[${i}]`, `not a header field (name, colon, value; CRLF only before a space or tab): ${JSON.stringify(String(field).slice(0, 60))}`);
-      }
-    });
-    const froms = fields.filter((f) => /^from[ \t]*:/i.test(f));
-    if (froms.length !== 1) throw new DkimSigningError('From', `the message has ${froms.length} From fields; DKIM signs messages with exactly one`);
-    const found = fromDomain(froms[0]!.slice(froms[0]!.indexOf(':') + 1));
-    if ('error' in found) throw new DkimSigningError('From', found.error);
-    const domain = toALabels(found.domain);
-    if (domain === undefined) throw new DkimSigningError('From', `${JSON.stringify(found.domain)} is not a domain name DKIM can sign for`);
-    return { domain, keys: loaded.filter((k) => k.domain === '*' || isWithin(domain, k.domain)).filter((k) => identityFits(k, domain)) };
-  }
 }
 
-/** A key whose `i=` lies outside the `d=` it would sign with (possible with `domain: '*'`) cannot sign. */
-function identityFits(key: SigningKey, fromDomainALabels: string): boolean {
-  if (key.identity === undefined || key.domain !== '*') return true;
-  if (isWithin(key.identity.domain, fromDomainALabels)) return true;
+/** The From domain (A-labels) and the keys that sign for it, in `keys` order. */
+function chooseKeys(fields: readonly string[], loaded: readonly SigningKey[]): { domain: string; keys: SigningKey[] } {
+  fields.forEach((field, i) => {
+    if (typeof field !== 'string' || !FIELD.test(field)) {
+      throw new DkimSigningError(`headers[${i}]`, `not a header field (name, colon, value; CRLF only before a space or tab): ${JSON.stringify(String(field).slice(0, 60))}`);
+    }
+  });
+  const froms = fields.filter((f) => /^from[ \t]*:/i.test(f));
+  if (froms.length !== 1) throw new DkimSigningError('From', `the message has ${froms.length} From fields; DKIM signs messages with exactly one`);
+  const found = fromDomain(froms[0]!.slice(froms[0]!.indexOf(':') + 1));
+  if ('error' in found) throw new DkimSigningError('From', found.error);
+  const domain = toALabels(found.domain);
+  if (domain === undefined) throw new DkimSigningError('From', `${JSON.stringify(found.domain)} is not a domain name DKIM can sign for`);
+  const keys = loaded.filter((k) => k.domain === '*' || isWithin(domain, k.domain));
+  keys.forEach((k) => checkIdentity(k, domain));
+  return { domain, keys };
+}
+
+/** `i=` must lie within `d=`; for a `'*'` key, `d=` is only known per message. */
+function checkIdentity(key: SigningKey, fromDomainALabels: string): void {
+  if (key.identity === undefined || key.domain !== '*' || isWithin(key.identity.domain, fromDomainALabels)) return;
   throw new DkimSigningError('From', `key ${key.selector} (domain '*'): identity domain ${key.identity.domain} is outside the From domain ${fromDomainALabels}`);
 }
 
