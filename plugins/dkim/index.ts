@@ -17,7 +17,7 @@ import { bodyCanonicalizer, type Canonicalization } from './canonicalize.js';
 import { fromDomain, isWithin, toALabels } from './domain.js';
 import { DkimKeyError, DkimSigningError, DkimSpoolError } from './errors.js';
 import {
-  checkKeyOptions, dnsRecord, loadKey, type DkimKeyOptions, type DkimKeyRecord, type KeyContext, type SigningKey,
+  checkKeyOptions, dnsRecord, loadKey, parseIdentity, type DkimKeyOptions, type DkimKeyRecord, type KeyContext, type SigningKey,
 } from './keys.js';
 import { signatureField, signedNames } from './signature.js';
 import { spoolBody } from './spool.js';
@@ -83,19 +83,26 @@ const DEFAULT_SPOOL_THRESHOLD = 1024 * 1024;
 export default function dkim(options: DkimOptions): DkimPlugin {
   const settings = checkOptions(options);
   let configuredBaseDir: string | undefined;
-  let loading: Promise<readonly SigningKey[]> | undefined;
+  /** Keys by index, each loaded when a message first needs it (or by records()). A failure is not
+   *  kept, so a fixed file or variable is picked up; and one tenant's broken key does not stop
+   *  another tenant's mail. */
+  let loaded = new Map<number, Promise<SigningKey>>();
 
   const keyContext = (): KeyContext => ({
     baseDir: options.baseDir ?? configuredBaseDir ?? process.cwd(),
     environ: options.environ ?? process.env,
   });
-  /** Every key, loaded once; a failure is not kept, so a fixed file or variable is picked up. */
-  const keys = (): Promise<readonly SigningKey[]> => {
-    loading ??= Promise.all(options.keys.map((k, i) => loadKey(k, i, keyContext()))).catch((error: unknown) => {
-      loading = undefined;
-      throw error;
-    });
-    return loading;
+  const key = (index: number): Promise<SigningKey> => {
+    let promise = loaded.get(index);
+    if (promise === undefined) {
+      const cache = loaded;
+      promise = loadKey(options.keys[index]!, index, keyContext()).catch((error: unknown) => {
+        cache.delete(index);
+        throw error;
+      });
+      cache.set(index, promise);
+    }
+    return promise;
   };
 
   const transform: MessageTransform = {
@@ -103,7 +110,8 @@ export default function dkim(options: DkimOptions): DkimPlugin {
     async built(built: BuiltForTransform, _ctx: TransformContext): Promise<BuiltForTransform> {
       let chosen: { readonly domain: string; readonly keys: readonly SigningKey[] };
       try {
-        chosen = chooseKeys(built.headers, await keys());
+        const { domain, indices } = chooseKeys(built.headers, settings.keys);
+        chosen = { domain, keys: await Promise.all(indices.map(key)) };
       } catch (error) {
         built.body.destroy();
         throw error;
@@ -111,26 +119,9 @@ export default function dkim(options: DkimOptions): DkimPlugin {
       if (chosen.keys.length === 0) {
         if (settings.onNoKey === 'send-unsigned') return built;
         built.body.destroy();
-        throw new DkimSigningError('From', `no DKIM key for ${chosen.domain} (keys: ${options.keys.map((k) => k.domain).join(', ')}); add one or set onNoKey: 'send-unsigned'`);
+        throw new DkimSigningError('From', `no DKIM key for ${chosen.domain} (keys: ${settings.keys.map((k) => k.domain).join(', ')}); add one or set onNoKey: 'send-unsigned'`);
       }
-      const names = signedNames(built.headers, settings.headers, ['from']);
-      const canonical = bodyCanonicalizer(settings.body, createHash('sha256'));
-      const body = await spoolBody(built.body, (chunk) => canonical.update(chunk), settings.spool);
-      try {
-        const bodyHash = canonical.end().digest('base64');
-        const seconds = Math.floor(settings.now() / 1000);
-        const timestamp = settings.timestamp ? seconds : undefined;
-        const expires = settings.expiresIn === undefined ? undefined : seconds + settings.expiresIn;
-        const signatures = chosen.keys.map((key) =>
-          signatureField(built.headers, {
-            key, domain: key.domain === '*' ? chosen.domain : key.domain, header: settings.header, body: settings.body,
-            signedNames: names, bodyHash, timestamp, expires,
-          }));
-        return { headers: [...signatures, ...built.headers], body: body.stream() };
-      } catch (error) {
-        await body.discard();
-        throw error;
-      }
+      return sign(built, chosen.domain, chosen.keys, settings);
     },
   };
 
@@ -149,17 +140,48 @@ export default function dkim(options: DkimOptions): DkimPlugin {
   return definePlugin({
     name: 'dkim' as const,
     transforms: [transform],
-    records: async () => (await keys()).map(dnsRecord),
+    records: async () => (await Promise.all(options.keys.map((_, i) => key(i)))).map(dnsRecord),
     checkKeys,
     configure(context: { readonly baseDir?: string }) {
       configuredBaseDir = context.baseDir;
-      loading = undefined;
+      loaded = new Map();
     },
   });
 }
 
-/** The From domain (A-labels) and the keys that sign for it, in `keys` order. */
-function chooseKeys(fields: readonly string[], loaded: readonly SigningKey[]): { domain: string; keys: SigningKey[] } {
+/** Reads the body to its end (hashing and spooling it), then puts one signature per key on top. */
+async function sign(built: BuiltForTransform, fromDomain: string, keys: readonly SigningKey[], settings: Settings): Promise<BuiltForTransform> {
+  const names = signedNames(built.headers, settings.headers, ['from']);
+  const canonical = bodyCanonicalizer(settings.body, createHash('sha256'));
+  const body = await spoolBody(built.body, (chunk) => canonical.update(chunk), settings.spool);
+  try {
+    const bodyHash = canonical.end().digest('base64');
+    const seconds = Math.floor(settings.now() / 1000);
+    const timestamp = settings.timestamp ? seconds : undefined;
+    const expires = settings.expiresIn === undefined ? undefined : seconds + settings.expiresIn;
+    const signatures = keys.map((k) =>
+      signatureField(built.headers, {
+        key: k, domain: k.domain === '*' ? fromDomain : k.domain, header: settings.header, body: settings.body,
+        signedNames: names, bodyHash, timestamp, expires,
+      }));
+    return { headers: [...signatures, ...built.headers], body: body.stream() };
+  } catch (error) {
+    await body.discard();
+    throw error;
+  }
+}
+
+/** A key as far as choosing it goes: known from the options, before its file is read. */
+interface KeyChoice {
+  readonly index: number;
+  /** `'*'` or A-labels. */
+  readonly domain: string;
+  readonly selector: string;
+  readonly identityDomain?: string;
+}
+
+/** The From domain (A-labels) and the indices of the keys that sign for it, in `keys` order. */
+function chooseKeys(fields: readonly string[], keys: readonly KeyChoice[]): { domain: string; indices: number[] } {
   fields.forEach((field, i) => {
     if (typeof field !== 'string' || !FIELD.test(field)) {
       throw new DkimSigningError(`headers[${i}]`, `not a header field (name, colon, value; CRLF only before a space or tab): ${JSON.stringify(String(field).slice(0, 60))}`);
@@ -171,18 +193,18 @@ function chooseKeys(fields: readonly string[], loaded: readonly SigningKey[]): {
   if ('error' in found) throw new DkimSigningError('From', found.error);
   const domain = toALabels(found.domain);
   if (domain === undefined) throw new DkimSigningError('From', `${JSON.stringify(found.domain)} is not a domain name DKIM can sign for`);
-  const keys = loaded.filter((k) => k.domain === '*' || isWithin(domain, k.domain));
-  keys.forEach((k) => checkIdentity(k, domain));
-  return { domain, keys };
-}
-
-/** `i=` must lie within `d=`; for a `'*'` key, `d=` is only known per message. */
-function checkIdentity(key: SigningKey, fromDomainALabels: string): void {
-  if (key.identity === undefined || key.domain !== '*' || isWithin(key.identity.domain, fromDomainALabels)) return;
-  throw new DkimSigningError('From', `key ${key.selector} (domain '*'): identity domain ${key.identity.domain} is outside the From domain ${fromDomainALabels}`);
+  const matching = keys.filter((k) => k.domain === '*' || isWithin(domain, k.domain));
+  for (const k of matching) {
+    // i= must lie within d=; for a '*' key, d= is only known now.
+    if (k.domain === '*' && k.identityDomain !== undefined && !isWithin(k.identityDomain, domain)) {
+      throw new DkimSigningError('From', `key ${k.selector} (domain '*'): identity domain ${k.identityDomain} is outside the From domain ${domain}`);
+    }
+  }
+  return { domain, indices: matching.map((k) => k.index) };
 }
 
 interface Settings {
+  readonly keys: readonly KeyChoice[];
   readonly header: Canonicalization;
   readonly body: Canonicalization;
   readonly headers: readonly string[];
@@ -233,7 +255,14 @@ function checkOptions(options: DkimOptions): Settings {
     const value = options[name];
     if (value !== undefined && (typeof value !== 'string' || value === '' || isEnvRef(value))) throw new DkimKeyError(`dkim.${name}`, 'expected a folder path');
   }
+  const keys = options.keys.map((k, index): KeyChoice => ({
+    index,
+    domain: k.domain === '*' ? '*' : toALabels(k.domain)!,
+    selector: k.selector,
+    ...(k.identity === undefined ? {} : { identityDomain: parseIdentity(k.identity, `dkim.keys[${index}].identity`).domain }),
+  }));
   return {
+    keys,
     header,
     body,
     headers: unique,

@@ -326,6 +326,19 @@ describe('signing', () => {
     expect(DEFAULT_SIGNED_HEADERS).toHaveLength(11);
   });
 
+  it('keys are read when a message first needs one: a broken key fails its own domain\'s mail, not another\'s', async () => {
+    const plugin = dkim({ environ: {}, keys: [
+      { domain: 'tenant-a.example', selector: 's', privateKey: env('TENANT_A_KEY') },
+      { domain: 'tenant-b.example', selector: 's', privateKey: ED_PEM },
+    ] });
+    const b = await plugin.transforms[0]!.built!(message(['From: x@tenant-b.example']), ctx);
+    expect(tags(b.headers[0]!).d).toBe('tenant-b.example');
+    const body = Readable.from([Buffer.from('x')]);
+    await expect(plugin.transforms[0]!.built!(message(['From: x@tenant-a.example'], body), ctx))
+      .rejects.toThrow('dkim.keys[0].privateKey: s._domainkey.tenant-a.example: environment variable TENANT_A_KEY is not set');
+    expect(body.destroyed).toBe(true);
+  });
+
   it('a message with no key for its From domain is refused, or passed through untouched with onNoKey', async () => {
     const body = Readable.from([Buffer.from('x')]);
     await expect(sign({}, ['From: a@example.org'], body)).rejects.toThrow(/From: no DKIM key for example\.org \(keys: example\.com\); add one or set onNoKey/);
