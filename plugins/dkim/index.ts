@@ -54,6 +54,11 @@ export interface DkimOptions {
   readonly now?: () => number;
 }
 
+export interface PluginConfigureContext {
+  readonly baseDir?: string;
+  readonly environ?: Readonly<Record<string, string | undefined>>;
+}
+
 export interface DkimPlugin extends Plugin {
   readonly name: 'dkim';
   readonly transforms: readonly MessageTransform[];
@@ -63,9 +68,10 @@ export interface DkimPlugin extends Plugin {
   records(): Promise<readonly DkimKeyRecord[]>;
   /** Checks every key and reports each one's record or error, without stopping at the first. */
   checkKeys(): Promise<readonly ({ readonly record: DkimKeyRecord } | { readonly error: DkimKeyError })[]>;
-  /** Tells the plugin the config file's folder (for relative key paths when `baseDir` is not set).
-   *  Called by whoever loads the config; forgets keys loaded so far. */
-  configure(context: { readonly baseDir?: string }): void;
+  /** What the config loader knows: the config file's folder (for relative key paths when the
+   *  `baseDir` option is not set) and the environment env() markers are read from (when the
+   *  `environ` option is not set). Forgets keys loaded so far. */
+  configure(context: PluginConfigureContext): void;
 }
 
 /** The h= list of the contract (API.md), signed when present. */
@@ -82,15 +88,15 @@ const DEFAULT_SPOOL_THRESHOLD = 1024 * 1024;
 
 export default function dkim(options: DkimOptions): DkimPlugin {
   const settings = checkOptions(options);
-  let configuredBaseDir: string | undefined;
+  let configured: PluginConfigureContext = {};
   /** Keys by index, each loaded when a message first needs it (or by records()). A failure is not
    *  kept, so a fixed file or variable is picked up; and one tenant's broken key does not stop
    *  another tenant's mail. */
   let loaded = new Map<number, Promise<SigningKey>>();
 
   const keyContext = (): KeyContext => ({
-    baseDir: options.baseDir ?? configuredBaseDir ?? process.cwd(),
-    environ: options.environ ?? process.env,
+    baseDir: options.baseDir ?? configured.baseDir ?? process.cwd(),
+    environ: options.environ ?? configured.environ ?? process.env,
   });
   const key = (index: number): Promise<SigningKey> => {
     let promise = loaded.get(index);
@@ -142,8 +148,8 @@ export default function dkim(options: DkimOptions): DkimPlugin {
     transforms: [transform],
     records: async () => (await Promise.all(options.keys.map((_, i) => key(i)))).map(dnsRecord),
     checkKeys,
-    configure(context: { readonly baseDir?: string }) {
-      configuredBaseDir = context.baseDir;
+    configure(context: PluginConfigureContext) {
+      configured = { ...context };
       loaded = new Map();
     },
   });

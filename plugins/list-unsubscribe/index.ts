@@ -33,9 +33,17 @@ const TOKEN = '{token}';
 const MAX_LINE = 998;
 const UNSAFE_IN_URI = /[\s<>"\u0000-\u001f\u007f]/;
 
-export default function listUnsubscribe(options: ListUnsubscribeOptions): Plugin {
+export interface ListUnsubscribePlugin extends Plugin {
+  readonly transforms: readonly MessageTransform[];
+  /** What the config loader knows: the environment env() secrets are read from (when the
+   *  `environ` option is not set). */
+  configure(context: { readonly environ?: Readonly<Record<string, string | undefined>> }): void;
+}
+
+export default function listUnsubscribe(options: ListUnsubscribeOptions): ListUnsubscribePlugin {
   const { url, mailto } = checkOptions(options);
   let secret: Buffer | undefined;
+  let environ = options.environ;
 
   const transform: MessageTransform = {
     name: 'list-unsubscribe',
@@ -46,7 +54,7 @@ export default function listUnsubscribe(options: ListUnsubscribeOptions): Plugin
           const name = existing.slice(0, existing.indexOf(':')).trim();
           throw new ListUnsubscribeError(name, 'the message already has one; drop it (or nodemailer\'s list.unsubscribe) or the list-unsubscribe plugin');
         }
-        secret ??= secretBytes(options.secret, options.environ, 'listUnsubscribe.secret');
+        secret ??= secretBytes(options.secret, environ ?? process.env, 'listUnsubscribe.secret');
         const list = typeof options.list === 'function' ? options.list(ctx) : options.list;
         const token = unsubscribeToken(recipientOf(ctx), secret, list);
         const uris = [mailto, url].filter((u): u is string => u !== undefined).map((u) => `<${u.split(TOKEN).join(token)}>`);
@@ -58,7 +66,14 @@ export default function listUnsubscribe(options: ListUnsubscribeOptions): Plugin
       }
     },
   };
-  return definePlugin({ name: 'list-unsubscribe', transforms: [transform] });
+  return definePlugin({
+    name: 'list-unsubscribe',
+    transforms: [transform],
+    configure(context: { readonly environ?: Readonly<Record<string, string | undefined>> }) {
+      environ = options.environ ?? context.environ;
+      secret = undefined;
+    },
+  });
 }
 
 /** The batch row's recipient; else the envelope's only one. Several without a row: whose token? */

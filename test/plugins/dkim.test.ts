@@ -230,13 +230,20 @@ describe('keys', () => {
     expect('record' in results[1]! && results[1].record.selector).toBe('b');
   });
 
-  it('a relative path is read from configure()\'s folder when baseDir is not given', async () => {
+  it('a relative path is read from configure()\'s folder, env() from its environment, when the options do not say', async () => {
     const dir = tmp();
     writeFileSync(path.join(dir, 'k.pem'), ED_PEM);
-    const plugin = dkim({ keys: [{ domain: 'example.com', selector: 's', privateKey: { path: 'k.pem' } }] });
-    await expect(plugin.records()).rejects.toThrow(/cannot read .*k\.pem/);
-    plugin.configure({ baseDir: dir });
-    await expect(plugin.records()).resolves.toHaveLength(1);
+    const plugin = dkim({ keys: [
+      { domain: 'example.com', selector: 's', privateKey: { path: 'k.pem' } },
+      { domain: 'example.com', selector: 'e', privateKey: env('DKIM_FROM_LOADER') },
+    ] });
+    const before = await plugin.checkKeys();
+    expect(before.map((r) => ('error' in r ? r.error.message : 'ok'))).toEqual([
+      expect.stringMatching(new RegExp(`cannot read ${path.join(process.cwd(), 'k.pem').replace(/[.]/g, '\\.')}`)),
+      expect.stringMatching(/environment variable DKIM_FROM_LOADER is not set/),
+    ]);
+    plugin.configure({ baseDir: dir, environ: { DKIM_FROM_LOADER: ED_PEM } });
+    await expect(plugin.records()).resolves.toHaveLength(2);
   });
 
   it.each([

@@ -75,6 +75,11 @@ describe('list-unsubscribe headers', () => {
     const out = await run(options);
     expect(verifyUnsubscribeToken(/\/u\/([^>]+)>/.exec(out.headers[1]!)![1]!, SECRET)?.recipient).toBe('bob@example.org');
     await expect(run({ ...options, environ: {} })).rejects.toThrow(/listUnsubscribe\.secret: environment variable UNSUB_SECRET is not set/);
+    // Without the option, the environment the config loader hands over through configure().
+    const plugin = listUnsubscribe({ url: 'https://example.com/u/{token}', secret: env('UNSUB_SECRET') });
+    plugin.configure({ environ: { UNSUB_SECRET: SECRET } });
+    const configured = await plugin.transforms[0]!.built!({ headers: ['From: a@example.com'], body: body() }, ctx(['bob@example.org']));
+    expect(verifyUnsubscribeToken(/\/u\/([^>]+)>/.exec(configured.headers[1]!)![1]!, SECRET)?.recipient).toBe('bob@example.org');
   });
 
   it.each([
