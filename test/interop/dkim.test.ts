@@ -20,7 +20,7 @@ import dkim, { type DkimOptions, type DkimPlugin } from '../../plugins/dkim/inde
 import { bodyCanonicalizer, LineEndNormaliser } from '../../plugins/dkim/canonicalize.js';
 import listUnsubscribe from '../../plugins/list-unsubscribe/index.js';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js';
-import { transformMessage } from '../plugins/dkim-helpers.js';
+import { GOLDEN, transformMessage } from '../plugins/dkim-helpers.js';
 import { SYSTEM_PYTHON } from './servers/common.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -121,6 +121,12 @@ describe.skipIf(!HAVE_DKIMPY)(`dkimpy verifies what the dkim plugin signs${HAVE_
     const { verify } = await dkimpy({ dns: await dnsOf(plugin, starDomain), messages: [file] });
     return { results: verify[0]!, data, plugin };
   }
+
+  it('the byte-exact golden message of the unit tests verifies', async () => {
+    const file = path.join(work, 'golden.eml');
+    writeFileSync(file, `${[GOLDEN.signature, ...GOLDEN.headers].join('\r\n')}\r\n\r\n${GOLDEN.body}`);
+    expect((await dkimpy({ dns: GOLDEN.dns, messages: [file] })).verify).toEqual([[true]]);
+  });
 
   it.each(['relaxed/relaxed', 'simple/simple', 'relaxed/simple', 'simple/relaxed'] as const)('RSA 2048, %s', async (canonicalization) => {
     const { results, data } = await signAndVerify({ canonicalization });

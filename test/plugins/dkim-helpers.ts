@@ -111,3 +111,31 @@ export async function transformMessage(plugins: readonly Plugin[], message: Mail
   const transformed = await runBuiltTransforms(plugins, await splitMessage(built.body), ctx);
   return { envelope: built.envelope, stream: joinMessage(transformed) };
 }
+
+/**
+ * A message signed with a fixed Ed25519 key and clock (Ed25519 signatures are deterministic), for
+ * byte-exact checks of the DKIM-Signature field; test/interop/dkim.test.ts has dkimpy verify it.
+ * A test key: it signs nothing but this.
+ */
+export const GOLDEN = {
+  key: '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEID4iBtMO240r2k6ahRdMMqMqdg8m5et1WRD6UuS94ICW\n-----END PRIVATE KEY-----\n',
+  dns: { 'ed2026._domainkey.example.com.': 'v=DKIM1; k=ed25519; p=I1eZaVXvNFmyq66Vw8t6SvwQeS78d1qlJb2eZJIr6rQ=' },
+  now: 1_790_000_000_000,
+  headers: [
+    'From: Stagecoach <news@example.com>',
+    'To: Bob <bob@example.org>',
+    'Subject: Your weekly digest',
+    'Date: Tue, 15 Sep 2026 08:00:00 +0000',
+    'Message-ID: <golden@example.com>',
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+  ],
+  body: 'Hello Bob,\r\n\r\nthis  week in brief.\r\n',
+  signature: [
+    'DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=example.com;',
+    ' s=ed2026; t=1790000000; h=from:to:subject:date:message-id:mime-version:',
+    ' content-type:from; bh=QHOpjwqv/TFjduZinUEdxTiBuBgBlod3aFaE+xmYRGE=; b=lddWDD',
+    ' xP5yEtVWij6bos1ekfa9CIsL+7LTsPaB45/UFkGg1Xb3utVj584l+F549YeffnTYgzpHxMu3W0FHY',
+    ' UDQ==',
+  ].join('\r\n'),
+} as const;

@@ -17,7 +17,7 @@ import { definePlugin, env, SmtpInvalidInputError } from '../../index.js';
 import dkim, { DEFAULT_SIGNED_HEADERS, DkimKeyError, DkimSigningError, DkimSpoolError } from '../../plugins/dkim/index.js';
 import { bodyCanonicalizer, canonicalHeader, LineEndNormaliser } from '../../plugins/dkim/canonicalize.js';
 import { fromDomain } from '../../plugins/dkim/domain.js';
-import { readAll, splitMessage } from './dkim-helpers.js';
+import { GOLDEN, readAll, splitMessage } from './dkim-helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -274,6 +274,14 @@ describe('signing', () => {
     const out = await plugin.transforms[0]!.built!(message([...headers], body), ctx);
     return { headers: out.headers, body: await readAll(out.body) };
   };
+
+  it('the field, byte for byte: fixed key and clock (what dkimpy verifies in the interop suite)', async () => {
+    const plugin = dkim({ now: () => GOLDEN.now, keys: [{ domain: 'example.com', selector: 'ed2026', privateKey: GOLDEN.key }] });
+    const out = await plugin.transforms[0]!.built!(message([...GOLDEN.headers], GOLDEN.body), ctx);
+    expect(out.headers).toEqual([GOLDEN.signature, ...GOLDEN.headers]);
+    expect((await readAll(out.body)).toString()).toBe(GOLDEN.body);
+    expect((await plugin.records())[0]!.txt).toBe(GOLDEN.dns['ed2026._domainkey.example.com.']);
+  });
 
   it('one DKIM-Signature on top: the contract\'s h= list (present fields only), From over-signed, t=, no l=', async () => {
     const { headers, body } = await sign({ now: () => 1_800_000_000_000 });
