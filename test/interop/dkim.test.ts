@@ -7,7 +7,7 @@
  */
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -102,6 +102,7 @@ describe.skipIf(!HAVE_DKIMPY)(`dkimpy verifies what the dkim plugin signs${HAVE_
   afterAll(async () => {
     await client?.quit().catch(() => undefined);
     await server?.close();
+    rmSync(work, { recursive: true, force: true });
   });
 
   /** Transforms, sends, and returns the file holding exactly what the server received. */
@@ -330,6 +331,7 @@ describe.skipIf(!HAVE_DKIMPY)(`dkimpy verifies what the dkim plugin signs${HAVE_
     expect(figures.code).toBe(250);
     expect(figures.maxRssKb).toBeLessThan(150 * 1024);
     expect(readdirSync(spoolDir)).toEqual([]);
+    rmSync(spoolDir, { recursive: true });
 
     const data = server.messages[before]!.data;
     expect(data.length).toBeGreaterThan(20 * 1000 * 1000);

@@ -4,19 +4,29 @@
  * derives from the same private key.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT, runCli } from '../cli/run.js';
 
 const plugin = pathToFileURL(path.join(ROOT, 'plugins/dkim/index.ts')).href;
 const entry = pathToFileURL(path.join(ROOT, 'index.ts')).href;
 
+const made: string[] = [];
+const tempDir = (prefix: string): string => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A project folder with keys/ and a mailstage.config.ts whose dkim keys are `keys` (source text). */
 function project(keys: string, plugins = `[dkim({ keys: ${keys} })]`): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'mailstage-dkim-cli-'));
+  const dir = tempDir('mailstage-dkim-cli-');
   mkdirSync(path.join(dir, 'keys'));
   execFileSync('openssl', ['genrsa', '-out', path.join(dir, 'keys/rsa.pem'), '2048'], { stdio: 'ignore' });
   execFileSync('openssl', ['genrsa', '-out', path.join(dir, 'keys/small.pem'), '768'], { stdio: 'ignore' });
@@ -42,7 +52,7 @@ describe('mailstage dkim record', () => {
       { domain: 'example.com', selector: 'rsa2026', privateKey: { path: 'keys/rsa.pem' } },
       { domain: 'bücher.example', selector: 'ed2026', privateKey: env('DKIM_ED') },
     ]`);
-    const other = mkdtempSync(path.join(os.tmpdir(), 'mailstage-dkim-cwd-'));
+    const other = tempDir('mailstage-dkim-cwd-');
     const r = await runCli(['--config', path.join(dir, 'mailstage.config.ts'), 'dkim', 'record'], {
       cwd: other, // not the config's folder: relative key paths must still resolve from there
       env: { DKIM_ED: readFileSync(path.join(dir, 'keys/ed.pem'), 'utf8') },

@@ -13,7 +13,7 @@
  *          `npm install mailauth@4.9.5` was run (it is not a dependency of mailstage).
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { createWriteStream, mkdtempSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -132,6 +132,7 @@ async function spoolVersusRebuild(): Promise<void> {
       });
     }
   }
+  rmSync(work, { recursive: true, force: true });
 }
 
 // ---- mailauth 4.9.5 -------------------------------------------------------------------------------

@@ -6,13 +6,13 @@
  */
 import { spawn } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, verify, createHash, type Hash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { definePlugin, env, SmtpInvalidInputError } from '../../index.js';
 import dkim, { DEFAULT_SIGNED_HEADERS, DkimKeyError, DkimSigningError, DkimSpoolError } from '../../plugins/dkim/index.js';
 import { bodyCanonicalizer, canonicalHeader, LineEndNormaliser } from '../../plugins/dkim/canonicalize.js';
@@ -26,7 +26,15 @@ const RSA_PKCS1 = rsa.privateKey.export({ type: 'pkcs1', format: 'pem' }) as str
 const RSA_PKCS8 = rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 const ED_PEM = ed.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 
-const tmp = (prefix = 'mailstage-dkim-test-'): string => mkdtempSync(path.join(os.tmpdir(), prefix));
+const made: string[] = [];
+const tmp = (prefix = 'mailstage-dkim-test-'): string => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 const ctx = { envelope: { from: 'news@example.com', to: ['bob@example.org'] } };
 
 /** A Hash stand-in that records what it is fed, to see the canonical bytes themselves. */

@@ -3,7 +3,7 @@
  * pointed at the source tree): a real HTTP server in a child process, real POSTs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -48,6 +48,7 @@ describe('the README\'s one-click endpoint', () => {
   });
   afterAll(() => {
     child?.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
   });
 
   const post = (token: string, body = 'List-Unsubscribe=One-Click') =>
