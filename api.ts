@@ -7,7 +7,11 @@ export type {
   Plugin, Authenticator, AuthContext, TransportStage, TransportTarget, OpenedTransport, GreetingStage,
   DataStage, TlsPolicy, TlsPolicyContext, TlsDecision, EnvelopeExtension, EnvelopeContext, MessageFacts,
   MessageBuilder, BuildContext, SessionHooks, SendOutcome, RouterStage, Route, RouteHost,
+  MessageTransform, TransformContext, BuiltForTransform,
 } from './core/plugin.js';
+// Plugin options may hold env() markers (secrets); a plugin reads them with these until the config
+// loader resolves plugin options itself.
+export { isEnvRef, ENV_BRAND, type EnvRef, type EnvSpec } from './core/config/env.js';
 export * from './core/errors.js';
 export type { SmtpReply } from './core/protocol/reply.js';
 export { encodeXtext, decodeXtext } from './core/protocol/xtext.js';

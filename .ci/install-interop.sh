@@ -6,7 +6,7 @@
 # is missing. Must run as root (CI and the dev machines are root); without root it only reports.
 set -euo pipefail
 
-PKGS=(postfix dovecot-core dovecot-lmtpd python3 python3-aiosmtpd redis-server openssl bsdutils procps chromium)
+PKGS=(postfix dovecot-core dovecot-lmtpd python3 python3-aiosmtpd python3-dkim redis-server openssl bsdutils procps chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -10,6 +10,7 @@ import { describeError, EXIT_INPUT, exitCodeOf } from './common.js';
 import { configCommand } from './config.js';
 import { demoCommand } from './demo.js';
 import { devServerCommand } from './dev-server.js';
+import { dkimCommand } from './dkim.js';
 import { probeCommand } from './probe-command.js';
 import { sendCommand } from './send.js';
 import { workerCommand } from './worker.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   sendCommand(program);
   probeCommand(program);
   configCommand(program);
+  dkimCommand(program);
   devServerCommand(program);
   demoCommand(program);
   // Usage errors (unknown option, missing argument) are bad input: exit 2, like a bad config.

@@ -4,7 +4,7 @@
  * knows no specific plugin: the built-in envelope extensions and TLS policies go through these same
  * interfaces.
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import type { BuiltMessage, Envelope, MailMessage } from './message/types.js';
 import type { SmtpReply } from './protocol/reply.js';
@@ -189,6 +189,38 @@ export interface RouterStage {
   route(envelope: Envelope): Promise<readonly Route[]>;
 }
 
+// ---- message transforms (issue 13) ---------------------------------------------------------------
+
+/** What a transform knows about the message it is given (API.md "Transform stage"). */
+export interface TransformContext {
+  readonly envelope: Envelope;
+  /** The batch row's recipient (the one a per-recipient header is for). */
+  readonly recipient?: string;
+  /** The batch row, in a batch run. */
+  readonly row?: Readonly<Record<string, unknown>>;
+  readonly runId?: string;
+}
+
+/** A built message as transforms see it: the header fields, then the body as a stream. */
+export interface BuiltForTransform {
+  /** Raw header fields in the order they are written (`'Name: value'`, folding `\r\n ` kept, no
+   *  final CRLF). A transform returns the array it wants written. */
+  headers: string[];
+  /** The body after the blank line: Buffers with CRLF line ends, not dot-stuffed, to be read once. */
+  body: Readable;
+}
+
+/**
+ * A hook on every message of every send path, run in plugin order: `message` before building (it
+ * returns the message object to build), `built` after (it returns the header fields and a body
+ * stream to send; it never needs the whole body in memory).
+ */
+export interface MessageTransform {
+  readonly name?: string;
+  message?(message: MailMessage, ctx: TransformContext): MailMessage | Promise<MailMessage>;
+  built?(built: BuiltForTransform, ctx: TransformContext): BuiltForTransform | Promise<BuiltForTransform>;
+}
+
 // ---- the plugin ----------------------------------------------------------------------------------
 
 export interface Plugin {
@@ -204,6 +236,8 @@ export interface Plugin {
   readonly hooks?: SessionHooks;
   /** Routing for the Mailer (direct delivery); the last plugin with one wins. */
   readonly router?: RouterStage;
+  /** Message transforms (DKIM, List-Unsubscribe…), run in plugin order on every send path. */
+  readonly transforms?: readonly MessageTransform[];
 }
 
 export function definePlugin<P extends Plugin>(plugin: P): P {
@@ -215,5 +249,11 @@ export function definePlugin<P extends Plugin>(plugin: P): P {
       throw new TypeError(`definePlugin(${plugin.name}): bad SASL mechanism name ${JSON.stringify(a.mechanism)}`);
     }
   }
+  (plugin.transforms ?? []).forEach((t, i) => {
+    const hooks = t && [t.message, t.built].filter((h) => h !== undefined);
+    if (!hooks || hooks.length === 0 || hooks.some((h) => typeof h !== 'function')) {
+      throw new TypeError(`definePlugin(${plugin.name}): transforms[${i}] needs a message() or built() function`);
+    }
+  });
   return plugin;
 }
